@@ -152,12 +152,12 @@ def parse_set(s:str)->tuple:
     except json.JSONDecodeError: pass
     return k.strip(), v
 
-# %% ../nbs/00_config.ipynb #23e9f23e
+# %% ../nbs/00_config.ipynb #7ce7a5d6
 PRESETS = {
     'tiny': {
         'model_settings': {'vlm_model': 'tiny', 'sd_model': 'tiny', 'clip_model': 'tiny'},
         'generation_settings': {'image_generation': {'num_inference_steps': 2, 'guidance_scale': 1.0, 'batch_size': 32}},
-        'training_settings': {'learning_rate': 3e-4},
+        'training_settings': {'learning_rate': 3e-4, 'num_iterations': 50},
         'device_settings': {'policy': 'cpu', 'generator': 'cpu', 'reward': 'cpu'},
     },
 }

@@ -92,7 +92,7 @@ class Validator:
             tmp = p.with_name(f'.{p.name}.tmp'); tmp.write_text(json.dumps(res, indent=2)); tmp.replace(p)
         return res
 
-# %% ../nbs/09_validator.ipynb #f6ef03e5
+# %% ../nbs/09_validator.ipynb #9bd94bf5
 def comparison_grid(
     samples:dict,                # `Validator.samples`: prompts, rewrites, images and rewards of the first chunk
     n:int=4,                     # columns
@@ -101,12 +101,11 @@ def comparison_grid(
     "Originals (top) and rewrites (bottom), captioned with their rewards."
     import matplotlib.pyplot as plt, textwrap
     n = min(n, len(samples['prompts']))
-    fig, axs = plt.subplots(2, n, figsize=(2.3 * n, 5.2), squeeze=False)
+    fig, axs = plt.subplots(2, n, figsize=(2.3 * n, 6.0), squeeze=False, gridspec_kw={'hspace': 0.55})
     for j in range(n):
         for row, (kind, im, r, txt) in enumerate((('original', samples['original_images'][j], samples['reward_original'][j], samples['prompts'][j]),
                                                  ('rewrite', samples['rewrite_images'][j], samples['reward_rewrite'][j], samples['rewrites'][j]))):
             ax = axs[row, j]; ax.imshow(im); ax.axis('off')
             ax.set_title(f"{kind}: {r:+.3f}\n" + '\n'.join(textwrap.wrap(txt, 28)[:3]), fontsize=6.5)
-    fig.tight_layout()
-    if path is not None: fig.savefig(path, dpi=110); plt.close(fig)
+    if path is not None: fig.savefig(path, dpi=110, bbox_inches='tight'); plt.close(fig)
     return fig
