@@ -6,7 +6,13 @@ from hypothesis import given, settings, assume, strategies as st, HealthCheck
 from vlm_grpo_nb.grpo import (group_advantages, discounted_returns, k3_kl, clipped_surrogate, entropy_from_logits,
                               grpo_loss)
 
-torch.set_default_dtype(torch.float64)
+@pytest.fixture(autouse=True)
+def float64():
+    "Run these tests in float64, and give the default back: other test files share the process."
+    old = torch.get_default_dtype(); torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)
+
 FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 finite = st.floats(-100, 100, allow_nan=False, allow_infinity=False)
 
