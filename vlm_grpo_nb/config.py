@@ -13,7 +13,8 @@ import torch
 
 # %% auto #0
 __all__ = ['ASSETS', 'DEFAULT_CONFIG', 'CLIP_MAX_TOKENS', 'PRESETS', 'Config', 'ConfigError', 'parse_set', 'load_config',
-           'resolve_device', 'resolve_dtype', 'set_seed', 'get_rng_state', 'set_rng_state', 'get_logger']
+           'resolve_device', 'resolve_dtype', 'apply_cpu_threads', 'set_seed', 'get_rng_state', 'set_rng_state',
+           'get_logger']
 
 # %% ../nbs/00_config.ipynb #53be814e
 ASSETS = Path(str(files('vlm_grpo_nb'))) / 'assets'
@@ -36,7 +37,7 @@ class Config(dict):
 
 def _to_config(d): return Config({k: _to_config(v) for k, v in d.items()}) if isinstance(d, dict) else d
 
-# %% ../nbs/00_config.ipynb #5602562a
+# %% ../nbs/00_config.ipynb #063a37dd
 _DTYPES = ('auto', 'float32', 'float16', 'bfloat16')
 _DEVICE_RE = r'auto|cpu|mps|cuda(:\d+)?'
 _NULLABLE = {  # key: type of its value when it is not null
@@ -48,6 +49,7 @@ _NULLABLE = {  # key: type of its value when it is not null
     'data_settings.train_file': str, 'data_settings.val_file': str,
     'data_settings.categories': list, 'data_settings.difficulties': list,
     'output_settings.wandb.entity': str, 'output_settings.wandb.run_name': str,
+    'device_settings.cpu_threads': int,
 }
 _CHOICES = {
     'model_settings.sd_type': ('auto', 'sd3', 'sd15'),
@@ -77,6 +79,7 @@ _RANGES = {  # key: (low, high, low inclusive)
     'generation_settings.image_generation.num_inference_steps': (1, None, True),
     'generation_settings.image_generation.batch_size': (1, None, True),
     'reward_settings.batch_size': (1, None, True), 'model_settings.hub_timeout': (0, None, False),
+    'device_settings.cpu_threads': (1, None, True),
 }
 
 # %% ../nbs/00_config.ipynb #c3a45994
@@ -152,13 +155,13 @@ def parse_set(s:str)->tuple:
     except json.JSONDecodeError: pass
     return k.strip(), v
 
-# %% ../nbs/00_config.ipynb #7ce7a5d6
+# %% ../nbs/00_config.ipynb #61a30239
 PRESETS = {
     'tiny': {
         'model_settings': {'vlm_model': 'tiny', 'sd_model': 'tiny', 'clip_model': 'tiny'},
         'generation_settings': {'image_generation': {'num_inference_steps': 2, 'guidance_scale': 1.0, 'batch_size': 32}},
         'training_settings': {'learning_rate': 3e-4, 'num_iterations': 50},
-        'device_settings': {'policy': 'cpu', 'generator': 'cpu', 'reward': 'cpu'},
+        'device_settings': {'policy': 'cpu', 'generator': 'cpu', 'reward': 'cpu', 'cpu_threads': 1},
     },
 }
 
@@ -207,6 +210,13 @@ def resolve_dtype(spec:str, device:torch.device)->torch.dtype:
     if spec != 'auto': return getattr(torch, spec)
     if device.type == 'cuda': return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return torch.float32
+
+# %% ../nbs/00_config.ipynb #57c9e15f
+def apply_cpu_threads(cfg:Config)->int:
+    "Set torch's CPU thread count from `device_settings.cpu_threads` (if set); return the count in force."
+    n = cfg.device_settings.cpu_threads
+    if n is not None and n != torch.get_num_threads(): torch.set_num_threads(n)
+    return torch.get_num_threads()
 
 # %% ../nbs/00_config.ipynb #f6e75a27
 def set_seed(seed:int):
