@@ -131,3 +131,21 @@ def test_cli_train_enhance_evaluate(tmp_path):
     assert 'success rate' in r.stdout and (out/'evaluation.json').exists()
     r = subprocess.run(['vlm_grpo', 'train', '--preset', 'tiny', '--set', 'training_settings.group_size=1'], capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and '`training_settings.group_size` is 1; must be >= 2' in r.stderr
+
+def test_wandb_failures_are_logged_and_never_stop_training(tmp_path, monkeypatch):
+    import wandb
+    class BrokenRun:
+        id = 'broken'
+        def log(self, *a, **k): raise ConnectionError('wandb server unreachable')
+        def finish(self): raise ConnectionError('wandb server unreachable')
+    monkeypatch.setattr(wandb, 'init', lambda **k: BrokenRun())
+    kw = {**_kw(tmp_path/'wb'), 'output_settings.wandb.enabled': True, 'training_settings.num_iterations': 2,
+          'training_settings.validation_freq': 2}
+    res = VLMGRPOSystem(**kw).run_training(progress=False)
+    assert res['steps'] == 2 and (tmp_path/'wb'/'final_results.json').exists()
+    assert res['wandb_failures'] >= 3            # two steps' logs and a validation table at least
+    assert 'wandb log failed (ConnectionError: wandb server unreachable); training goes on without it' in (tmp_path/'wb'/'vlm_grpo_training.log').read_text()
+
+    monkeypatch.setattr(wandb, 'init', lambda **k: (_ for _ in ()).throw(RuntimeError('no wandb login')))
+    res = VLMGRPOSystem(**{**kw, 'output_dir': str(tmp_path/'wb2')}).run_training(progress=False)
+    assert res['steps'] == 2 and res['wandb_failures'] == 1
