@@ -116,3 +116,13 @@ def test_generator_images_score_end_to_end(calc):
     im = PIL.Image.fromarray((batch.tensors[0].permute(1, 2, 0) * 255).round().byte().numpy())
     pil = calc.calculate_rewards([im], ['a cat, photo'], ['a cat'])
     assert pil.total.item() == pytest.approx(res.total[0].item(), abs=0.02)
+
+def test_scores_do_not_depend_on_the_global_default_dtype(calc):
+    "A user (or another library) running with float64 as torch's default dtype still gets float32 rewards, equal to the usual ones."
+    imgs, texts = torch.rand(4, 3, 64, 64, generator=torch.Generator().manual_seed(0)), ['a cat', 'a dog', 'a red car', 'a blue sea']
+    want = calc.calculate_rewards(imgs, texts, flags=[None, 'black', None, None], update_stats=False)
+    old = torch.get_default_dtype(); torch.set_default_dtype(torch.float64)
+    try: got = calc.calculate_rewards(imgs, texts, flags=[None, 'black', None, None], update_stats=False)
+    finally: torch.set_default_dtype(old)
+    assert got.total.dtype == torch.float32
+    torch.testing.assert_close(got.total, want.total, equal_nan=True)

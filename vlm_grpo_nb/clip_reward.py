@@ -207,7 +207,7 @@ def from_file(cls:AestheticHead,
     except RuntimeError as e: raise ValueError(f"model_settings.aesthetic_head: {str(path)!r} does not fit: {e}") from None
     return head.eval().requires_grad_(False)
 
-# %% ../nbs/04_clip_reward.ipynb #5609be7d
+# %% ../nbs/04_clip_reward.ipynb #0b0a0f82
 def _check_reward_settings(rs:Config):
     "Check the reward settings that the config schema does not range-check."
     def bad(k, v, want): raise ValueError(f"reward_settings.{k} is {v!r}; {want}")
@@ -251,6 +251,7 @@ class CLIPRewardCalculator:
         self.normalizer = RewardNormalizer(rs.normalization, rs.affine_scale, rs.affine_shift, rs.running_momentum)
         self.max_length = cfg.token_settings.max_prompt_length
         self._text_cache, self.text_encodes, self.cache_hits = OrderedDict(), 0, 0
+        self._bpe, self._shared_bpe = OrderedDict(), None  # BPE ids of a SimpleTokenizer (see `_tokenize`)
         self._fallback_tokenizer = None
 
     def __repr__(self):
@@ -375,7 +376,42 @@ def image_features(self:CLIPRewardCalculator,
     "L2-normalised CLIP image embeddings, computed in chunks of `reward_settings.batch_size`."
     return self._features(_check_images(images))
 
-# %% ../nbs/04_clip_reward.ipynb #9ef88ab3
+# %% ../nbs/04_clip_reward.ipynb #b3c13e37
+def _same_bpe(tok)->bool:
+    "Whether `tok` is a plain open_clip `SimpleTokenizer` with the vocabulary, merges and cleaning of `clip_tokenizer()`."
+    from open_clip.tokenizer import SimpleTokenizer
+    from vlm_grpo_nb.vlm_wrapper import clip_tokenizer
+    ref = clip_tokenizer()
+    return (isinstance(tok, SimpleTokenizer) and tok.reduction_fn is None and tok.clean_fn is ref.clean_fn
+            and tok.pat.pattern == ref.pat.pattern and tok.encoder == ref.encoder and tok.bpe_ranks == ref.bpe_ranks)
+
+@patch
+def _ids(self:CLIPRewardCalculator, text:str)->list[int]:
+    "The BPE ids of `text` (no start or end token) from the reward's `SimpleTokenizer`, remembered."
+    if self._shared_bpe is None: self._shared_bpe = _same_bpe(self.tokenizer)
+    if self._shared_bpe:
+        from vlm_grpo_nb.vlm_wrapper import clip_token_ids
+        return list(clip_token_ids(text))
+    ids = self._bpe.get(text)
+    if ids is None:
+        ids = self._bpe[text] = self.tokenizer.encode(text)
+        if len(self._bpe) > max(self.config.reward_settings.text_cache_size, 1024): self._bpe.popitem(last=False)
+    return ids
+
+@patch
+def _tokenize(self:CLIPRewardCalculator, texts:list[str])->Tensor:
+    "What `self.tokenizer(texts)` returns, built from remembered BPE ids when it is a plain `SimpleTokenizer`."
+    from open_clip.tokenizer import SimpleTokenizer
+    tok = self.tokenizer
+    if not isinstance(tok, SimpleTokenizer) or tok.reduction_fn is not None: return tok(texts)
+    L = tok.context_length
+    out = torch.zeros(len(texts), L, dtype=torch.long)
+    for i, t in enumerate(texts):
+        row = [tok.sot_token_id, *self._ids(t), tok.eot_token_id]
+        if len(row) > L: row = row[:L]; row[-1] = tok.eot_token_id
+        out[i, :len(row)] = torch.tensor(row)
+    return out
+
 def _check_texts(texts, name:str='texts', n:int|None=None)->list[str]:
     "A list of non-empty strings (of length `n` if given), or a ValueError/TypeError naming `name`."
     if isinstance(texts, str) or not isinstance(texts, (list, tuple)):
@@ -403,7 +439,7 @@ def text_features(self:CLIPRewardCalculator,
     for i in range(0, len(new), bs):
         chunk = new[i:i + bs]
         with torch.inference_mode():
-            emb = F.normalize(self.model.encode_text(self.tokenizer(chunk).to(self.device)).float(), dim=-1)
+            emb = F.normalize(self.model.encode_text(self._tokenize(chunk).to(self.device)).float(), dim=-1)
         self.text_encodes += len(chunk)
         for t, e in zip(chunk, emb):
             found[t] = e
@@ -413,13 +449,13 @@ def text_features(self:CLIPRewardCalculator,
     if not texts: return torch.zeros(0, self.embed_dim, device=self.device)
     return torch.stack([found[t] for t in texts])
 
-# %% ../nbs/04_clip_reward.ipynb #55e78d3c
+# %% ../nbs/04_clip_reward.ipynb #5a91d293
 @patch
 def count_tokens(self:CLIPRewardCalculator, texts:list[str])->list[int]:
     "Token counts of `texts` with the reward model's tokenizer, start and end tokens included, without truncation."
     from open_clip.tokenizer import SimpleTokenizer, HFTokenizer, SigLipTokenizer
     tok = self.tokenizer
-    if isinstance(tok, SimpleTokenizer): return [len(tok.encode(t)) + 2 for t in texts]
+    if isinstance(tok, SimpleTokenizer): return [len(self._ids(t)) + 2 for t in texts]
     if isinstance(tok, HFTokenizer):
         return [len(tok.tokenizer(tok.clean_fn(t), truncation=False).input_ids) for t in texts]
     if isinstance(tok, SigLipTokenizer): return [len(tok.tokenizer(t, truncation=False).input_ids) for t in texts]
@@ -448,7 +484,7 @@ def _check_flags(flags, n:int)->list[bool]:
             raise ValueError(f"`flags[{i}]` is {f!r}; a flag is None (image is fine) or one of {', '.join(map(repr, BAD_FLAGS))}")
     return [f is None for f in flags]
 
-# %% ../nbs/04_clip_reward.ipynb #31306a61
+# %% ../nbs/04_clip_reward.ipynb #3757d866
 @patch
 def calculate_rewards(self:CLIPRewardCalculator,
                       images,                               # N images: see `preprocess`
@@ -476,16 +512,16 @@ def calculate_rewards(self:CLIPRewardCalculator,
     checked = _check_images(images[torch.tensor(idx, dtype=torch.long)] if isinstance(images, Tensor) else [images[i] for i in idx], idx)
     with torch.inference_mode():
         valid = torch.tensor(ok, dtype=torch.bool, device=self.device)
-        img = torch.zeros(n, self.embed_dim, device=self.device)
+        img = torch.zeros(n, self.embed_dim, device=self.device, dtype=torch.float32)  # whatever the global default dtype
         if idx: img[valid] = self._features(checked)
         scale = self.config.reward_settings.similarity_scale
         comps = {'relevance': similarity_reward(img, self.text_features(originals), scale),
                  'alignment': similarity_reward(img, self.text_features(texts), scale)}
         if self.aesthetic is not None: comps['quality'] = self.aesthetic(img)
         if w['consistency']: comps['consistency'] = consistency_reward(img, group_size, valid)
-        nan = torch.full((n,), float('nan'), device=self.device)
+        nan = torch.full((n,), float('nan'), device=self.device, dtype=torch.float32)
         comps = {k: torch.where(valid, v.float(), nan) for k, v in comps.items()}
-        total = torch.zeros(n, device=self.device)
+        total = torch.zeros(n, device=self.device, dtype=torch.float32)
         for k, v in comps.items(): total = total + w[k] * self.normalizer(k, v, valid, update=update_stats)
         if w['penalty']:
             comps['penalty'] = self.penalty(texts).to(self.device)

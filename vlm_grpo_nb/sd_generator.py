@@ -25,7 +25,7 @@ __all__ = ['log', 'BLACK_MAX', 'FLAT_STD', 'check_images', 'to_pil', 'ImageBatch
 # %% ../nbs/03_sd_generator.ipynb #8a1d259e
 log = get_logger(__name__)
 
-# %% ../nbs/03_sd_generator.ipynb #1e1e57dd
+# %% ../nbs/03_sd_generator.ipynb #ca2bbb3a
 BLACK_MAX = 0.02  # an image whose brightest pixel is below this is 'black'
 FLAT_STD = 1e-3   # an image whose pixel std is below this is 'flat'
 
@@ -36,14 +36,15 @@ def check_images(
     if x.dim() != 4: raise ValueError(f"check_images: expected (N,3,H,W) images, got shape {tuple(x.shape)}")
     x = x.float()
     finite = torch.isfinite(x).flatten(1).all(1)
-    x = torch.where(torch.isfinite(x), x, torch.zeros_like(x)).clamp(0, 1)
+    if not finite.all(): x = torch.where(torch.isfinite(x), x, torch.zeros_like(x))
+    x = x.clamp(0, 1)
     flat = x.flatten(1)
     black, still = flat.amax(1) < BLACK_MAX, flat.std(1) < FLAT_STD
     flags = ['nan' if not f else 'black' if b else 'flat' if s else None
              for f, b, s in zip(finite.tolist(), black.tolist(), still.tolist())]
     return x, flags
 
-# %% ../nbs/03_sd_generator.ipynb #5e5cd429
+# %% ../nbs/03_sd_generator.ipynb #5d6a63a4
 def to_pil(
     x:Tensor, # (N,3,H,W) in [0,1], or one (3,H,W) image
 )->list[Image.Image]:
@@ -59,6 +60,7 @@ class ImageBatch:
     seeds:list[int]         # the noise seed of each image
     flags:list[str|None]    # None for a good image, else 'nan', 'black' or 'flat'
     prompts:list[str] = field(default_factory=list) # the prompt of each image (empty if unknown)
+    n_rendered:int|None = None # how many distinct (prompt, seed) pairs were rendered; the other images are copies
 
     def __post_init__(self):
         n = self.tensors.shape[0]
@@ -128,7 +130,7 @@ def _is_offline()->bool:
     import huggingface_hub.constants as hc
     return bool(hc.HF_HUB_OFFLINE)
 
-# %% ../nbs/03_sd_generator.ipynb #cbae4fc4
+# %% ../nbs/03_sd_generator.ipynb #01e582a1
 class SD3Generator:
     "Text-to-image with a Stable Diffusion 3 (or 1.5) pipeline: prompts and seeds in, checked image tensors out."
     def __init__(self,
@@ -150,7 +152,7 @@ class SD3Generator:
         self.pipe = self._load()
         self.memory = self._apply_memory_options()
         self.height, self.width = self._image_size()
-        self.flag_counts, self.n_images = Counter(), 0
+        self.flag_counts, self.n_images, self.n_rendered = Counter(), 0, 0
         log.info(f"loaded {self.kind} generator {self.model!r} in {time.perf_counter()-t0:.1f}s: {self}")
 
     def __repr__(self):
@@ -249,7 +251,7 @@ def check_seeds(seeds:list[int], n:int)->list[int]:
             raise ValueError(f"seed {i} must be an integer in [0, 2**63), got {s!r}")
     return [int(s) for s in seeds]
 
-# %% ../nbs/03_sd_generator.ipynb #76687a0e
+# %% ../nbs/03_sd_generator.ipynb #e5855711
 @patch
 def _render(self:SD3Generator, prompts:list[str], seeds:list[int])->Tensor:
     "Render one chunk: (N,3,H,W) float32 in [0,1] on `self.device`, unchecked."
@@ -272,16 +274,19 @@ def generate_images(self:SD3Generator,
     seeds = [random.randrange(2**31) for _ in range(n)] if seeds is None else check_seeds(seeds, n)
     cs = self.config.generation_settings.image_generation.batch_size if chunk_size is None else chunk_size
     if not isinstance(cs, int) or isinstance(cs, bool) or cs < 1: raise ValueError(f"chunk_size must be a positive integer, got {cs!r}")
-    starts = range(0, n, cs)
-    outs = [self._render(prompts[i:i+cs], seeds[i:i+cs])
-            for i in tqdm(starts, disable=not progress, desc=f'rendering {n} images', unit='chunk', leave=False)]
+    first = {}                                                  # (prompt, seed) -> its index among the distinct pairs
+    which = [first.setdefault(ps, len(first)) for ps in zip(prompts, seeds)]
+    up, us = [p for p, _ in first], [s for _, s in first]
+    outs = [self._render(up[i:i+cs], us[i:i+cs])
+            for i in tqdm(range(0, len(up), cs), disable=not progress, desc=f'rendering {n} images', unit='chunk', leave=False)]
     x, flags = check_images(torch.cat(outs))
-    self.n_images += n; bad = Counter(f for f in flags if f)
+    if len(up) < n: x, flags = x[torch.tensor(which, device=x.device)], [flags[j] for j in which]
+    self.n_images += n; self.n_rendered += len(up); bad = Counter(f for f in flags if f)
     if bad:
         self.flag_counts.update(bad)
         log.warning(f"{sum(bad.values())} of {n} images flagged {dict(bad)} (seeds {[s for s, f in zip(seeds, flags) if f]}); "
                     f"so far {sum(self.flag_counts.values())} of {self.n_images}")
-    return ImageBatch(x, seeds, flags, prompts)
+    return ImageBatch(x, seeds, flags, prompts, len(up))
 
 @patch
 def generate_image(self:SD3Generator,

@@ -78,7 +78,7 @@ def stage_timer(times:dict, name:str, device:torch.device|None=None):
     try: yield
     finally: sync(); times[name] = times.get(name, 0.0) + time.perf_counter() - t0
 
-# %% ../nbs/08_trainer.ipynb #0cfd11b2
+# %% ../nbs/08_trainer.ipynb #92f3e404
 class GRPOTrainer:
     "GRPO on prompt rewrites: sample, render, score, and update the policy."
     def __init__(self,
@@ -91,7 +91,8 @@ class GRPOTrainer:
         tr = self.tr = config.training_settings
         self.params = [p for p in policy.model.parameters() if p.requires_grad]
         if not self.params: raise ValueError("the policy has no trainable parameters")
-        self.opt = torch.optim.AdamW(self.params, lr=tr.learning_rate, weight_decay=tr.weight_decay)
+        fused = all(p.is_floating_point() and p.device.type in ('cpu', 'cuda') for p in self.params)
+        self.opt = torch.optim.AdamW(self.params, lr=tr.learning_rate, weight_decay=tr.weight_decay, fused=fused or None)
         self.ref_model = policy.reference_model() if tr.kl_coef > 0 else None
         self.prompt_stats = PromptStats() if tr.per_prompt_stats else None
         self.step = 0
@@ -162,7 +163,7 @@ def _opt_step(self:GRPOTrainer)->float:
     self.opt.step(); self.opt.zero_grad(set_to_none=True)
     return float(gn)
 
-# %% ../nbs/08_trainer.ipynb #264e273b
+# %% ../nbs/08_trainer.ipynb #c6196e19
 @patch
 def _metrics(self:GRPOTrainer, batch:dict, upd:dict, times:dict)->dict:
     G, roll, rr, adv = self.tr.group_size, batch['roll'], batch['rewards'], batch['adv']
@@ -177,6 +178,7 @@ def _metrics(self:GRPOTrainer, batch:dict, upd:dict, times:dict)->dict:
          'zero_std_frac': zero_std, 'rewrite_tokens': lens.mean().item(),
          'rewrite_words': sum(len(t.split()) for t in roll.texts) / len(roll.texts),
          'fallbacks': roll.n_fallbacks, 'flagged_images': sum(f is not None for f in batch['images'].flags),
+         'rendered_images': batch['images'].n_rendered,
          'lr': self.opt.param_groups[0]['lr'], **times}
     m['time_step'] = sum(v for k, v in times.items() if k.startswith('time_'))
     return m

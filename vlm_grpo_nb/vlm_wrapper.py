@@ -20,9 +20,9 @@ from .tiny import resolve_model, set_offline, quiet, ModelNotAvailable
 from .grpo import entropy_from_logits
 
 # %% auto #0
-__all__ = ['log', 'PLAIN_TEMPLATE', 'LORA_DIR', 'Rewrite', 'clip_tokenizer', 'clip_token_count', 'fit_clip', 'clean_text',
-           'unusable_reason', 'clean_rewrite', 'Rollout', 'eos_mask', 'is_vl_checkpoint', 'load_policy', 'add_lora',
-           'VLMWrapper']
+__all__ = ['log', 'PLAIN_TEMPLATE', 'LORA_DIR', 'LOGP_BLOCK', 'Rewrite', 'clip_tokenizer', 'clip_token_ids', 'clip_token_count',
+           'fit_clip', 'clean_text', 'unusable_reason', 'clean_rewrite', 'Rollout', 'eos_mask', 'is_vl_checkpoint',
+           'load_policy', 'add_lora', 'VLMWrapper', 'SamplingWarper']
 
 # %% ../nbs/02_vlm_wrapper.ipynb #b7a45a0c
 log = get_logger(__name__)
@@ -43,18 +43,25 @@ class Rewrite(str):
         s = str.__repr__(self)
         return f"Rewrite({s}, fallback=True, reason={self.reason!r})" if self.fallback else s
 
-# %% ../nbs/02_vlm_wrapper.ipynb #000b7b3a
+# %% ../nbs/02_vlm_wrapper.ipynb #4f183b4a
 @lru_cache(maxsize=1)
 def clip_tokenizer():
     "open_clip's `SimpleTokenizer`, built once from its shipped BPE file."
     from open_clip.tokenizer import SimpleTokenizer
     return SimpleTokenizer()
 
+@lru_cache(maxsize=2**16)
+def clip_token_ids(
+    text:str, # any text
+)->tuple:     # its BPE token ids, without CLIP's start and end tokens
+    "The CLIP BPE ids of `text` (memoised; without start and end tokens)."
+    return tuple(clip_tokenizer().encode(text))
+
 def clip_token_count(
     text:str, # any text
 )->int:       # CLIP tokens, counting the start and end tokens
     "How many CLIP tokens `text` takes, including CLIP's start and end tokens."
-    return len(clip_tokenizer().encode(text)) + 2
+    return len(clip_token_ids(text)) + 2
 
 # %% ../nbs/02_vlm_wrapper.ipynb #933169fd
 def fit_clip(
@@ -71,7 +78,7 @@ def fit_clip(
         else: hi = mid
     return ' '.join(words[:lo])
 
-# %% ../nbs/02_vlm_wrapper.ipynb #d7ab4c50
+# %% ../nbs/02_vlm_wrapper.ipynb #f106fef2
 _CHAT_MARKER = re.compile(r'<\|[^<>|\s]{1,40}\|>')   # <|im_end|>, <|eot_id|>, ... even when not in the tokenizer
 _ROLE = re.compile(r'^\s*(?:assistant|system|user|model)\s*(?::|\n)\s*', re.I)
 _HERE = re.compile(r"^\s*here(?: is|'s)\b[^:\n]{0,60}:\s*", re.I)
@@ -82,8 +89,10 @@ _CLOSERS = {v: k for k, v in _PAIRS.items()}
 def _drop_controls(t:str)->str:
     "Newlines stay (they separate an echoed role name); other control and format characters go."
     import unicodedata
+    t = t.replace('\r', '\n')
+    if t.replace('\n', '').isprintable(): return t   # no control or format character at all: nothing to do
     return ''.join(c if c == '\n' else ' ' if unicodedata.category(c) == 'Cc' else '' if unicodedata.category(c)[0] == 'C' else c
-                   for c in t.replace('\r', '\n'))
+                   for c in t)
 
 def _strip_quotes(t:str)->str:
     "Remove a pair of surrounding quotes, or one quote at either end that has no partner."
@@ -345,21 +354,57 @@ def format_prompt(self:VLMWrapper,
     "Check `prompt` and apply the policy's template: the text the policy sees."
     return self._format(self.check_prompt(prompt))
 
-# %% ../nbs/02_vlm_wrapper.ipynb #9837279c
+# %% ../nbs/02_vlm_wrapper.ipynb #fc40d4f8
+class SamplingWarper:
+    "Temperature, top-k and top-p as one `generate` logits processor that works on the k best logits only."
+    def __init__(self,
+        temperature:float=1.0, # logits are divided by it
+        top_k:int|None=None,   # keep the k best tokens; None or 0: no top-k
+        top_p:float=1.0,       # then keep the shortest prefix holding this probability; 1: no top-p
+    ): self.temperature, self.top_k, self.top_p = float(temperature), int(top_k or 0), float(top_p)
+    def __repr__(self): return f'SamplingWarper(temperature={self.temperature}, top_k={self.top_k}, top_p={self.top_p})'
+    def __call__(self, input_ids:Tensor, scores:Tensor)->Tensor:
+        if self.temperature != 1.0: scores = scores / self.temperature
+        V = scores.shape[-1]
+        k = min(self.top_k, V) if self.top_k else V
+        if k == V and self.top_p >= 1.0: return scores
+        vals, idx = scores.topk(k, dim=-1)
+        if self.top_p < 1.0:
+            p = vals.softmax(-1)
+            vals = vals.masked_fill(p.cumsum(-1) - p >= self.top_p, float('-inf'))
+        return torch.full_like(scores, float('-inf')).scatter_(-1, idx, vals)
+
+# %% ../nbs/02_vlm_wrapper.ipynb #365dc2bc
+@patch
+def _prompt_ids(self:VLMWrapper, p:str)->list[int]:
+    "The token ids of the formatted prompt `p`, remembered for the prompts seen so far (at most 4096; then it starts over)."
+    gs = self.config.generation_settings
+    cache = self.__dict__.setdefault('_ids_cache', {})
+    key = (p, gs.system_prompt, gs.prompt_template, self.template_kind)
+    if key not in cache:
+        if len(cache) >= 4096: cache.clear()
+        cache[key] = self.text_tokenizer(self._format(p), add_special_tokens=self.template_kind != 'chat')['input_ids']  # a chat template writes its own
+    return cache[key]
+
 @patch
 def _encode(self:VLMWrapper, prompts:list[str])->tuple:
     "Format and tokenize checked prompts: (input_ids, attention_mask) on the policy's device, left-padded."
-    enc = self.text_tokenizer([self._format(p) for p in prompts], return_tensors='pt', padding=True,
-                              add_special_tokens=self.template_kind != 'chat')  # a chat template writes its own
-    return enc['input_ids'].to(self.device), enc['attention_mask'].to(self.device)
+    rows = [self._prompt_ids(p) for p in prompts]
+    L, pad = max(map(len, rows)), self.text_tokenizer.pad_token_id
+    ids = torch.tensor([[pad] * (L - len(r)) + r for r in rows], device=self.device)
+    mask = torch.tensor([[0] * (L - len(r)) + [1] * len(r) for r in rows], device=self.device)
+    return ids, mask
 
 @patch
 def _gen_kwargs(self:VLMWrapper)->dict:
-    "Keyword arguments for `generate` from the config."
+    "Keyword arguments for `generate` from the config; sampling goes through one `SamplingWarper`."
+    from transformers.generation.logits_process import LogitsProcessorList
     g = self.config.generation_settings.vlm_generation
     kw = dict(max_new_tokens=self.config.token_settings.max_new_tokens, do_sample=g.do_sample, use_cache=g.use_cache,
               repetition_penalty=g.repetition_penalty, pad_token_id=self.text_tokenizer.pad_token_id, eos_token_id=self.eos_ids)
-    if g.do_sample: kw.update(temperature=g.temperature, top_p=g.top_p, top_k=g.top_k or 0)
+    if g.do_sample:   # generate's own warpers off, ours on
+        kw.update(temperature=1.0, top_p=1.0, top_k=0,
+                  logits_processor=LogitsProcessorList([SamplingWarper(g.temperature, g.top_k, g.top_p)]))
     return kw
 
 @contextmanager
@@ -374,11 +419,15 @@ def _seeded(generator:torch.Generator|None, device:torch.device):
 
 @contextmanager
 def _eval_mode(model:torch.nn.Module):
-    was = model.training; model.eval()
+    was = model.training
+    if was: model.eval()   # switching walks every module: only when needed
     try: yield
-    finally: model.train(was)
+    finally:
+        if was: model.train()
 
-# %% ../nbs/02_vlm_wrapper.ipynb #3feb2efa
+# %% ../nbs/02_vlm_wrapper.ipynb #7c921a97
+LOGP_BLOCK = 2**22  # logits normalised at once when computing sampling-time log-probs (16 MiB in fp32)
+
 @patch
 def _complete(self:VLMWrapper, ids:Tensor, mask:Tensor, with_logprobs:bool=True)->tuple:
     "Generate from left-padded `ids`: (completion_ids, completion_mask, sampling-time logprobs or None)."
@@ -389,8 +438,9 @@ def _complete(self:VLMWrapper, ids:Tensor, mask:Tensor, with_logprobs:bool=True)
     cmask = eos_mask(comp, self.eos_ids)
     if not with_logprobs: return comp, cmask, None
     temp = self.config.generation_settings.vlm_generation.temperature
-    logp = torch.stack([(l.float() / temp).log_softmax(-1).gather(-1, comp[:, t, None]).squeeze(-1)
-                        for t, l in enumerate(out.logits)], 1)
+    steps = max(1, LOGP_BLOCK // max(1, out.logits[0].numel()))
+    logp = torch.cat([(torch.stack(out.logits[t:t + steps], 1).float() / temp).log_softmax(-1)
+                      .gather(-1, comp[:, t:t + steps, None]).squeeze(-1) for t in range(0, len(out.logits), steps)], 1)
     return comp, cmask, logp * cmask
 
 @patch
@@ -482,7 +532,7 @@ def sample(self:VLMWrapper,
     group_ids = torch.arange(len(prompts), device=self.device).repeat_interleave(group_size)
     return Rollout(prompts, texts, group_ids, ids, mask, comp, cmask, logp, self._count(texts, 'sample'))
 
-# %% ../nbs/02_vlm_wrapper.ipynb #cd4dc007
+# %% ../nbs/02_vlm_wrapper.ipynb #d7b8fb3d
 @patch
 def log_probs(self:VLMWrapper,
     prompt_ids:Tensor,                    # (B, P) left-padded policy input (`Rollout.prompt_ids`)
@@ -504,7 +554,7 @@ def log_probs(self:VLMWrapper,
     logits = model(input_ids=ids, attention_mask=attn, use_cache=False, logits_to_keep=T + 1, **kw).logits[:, :-1]
     logits = logits.float() / self.config.generation_settings.vlm_generation.temperature
     m = completion_mask.to(logits.dtype)
-    logp = logits.log_softmax(-1).gather(-1, completion_ids.unsqueeze(-1)).squeeze(-1) * m
+    logp = (logits.gather(-1, completion_ids.unsqueeze(-1)).squeeze(-1) - logits.logsumexp(-1)) * m
     return (logp, entropy_from_logits(logits) * m) if with_entropy else logp
 
 # %% ../nbs/02_vlm_wrapper.ipynb #285091b4
