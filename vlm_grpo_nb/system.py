@@ -200,7 +200,7 @@ def load_checkpoint(self:VLMGRPOSystem, path:str|Path):
     (self.out/'metrics.jsonl').write_text(''.join(json.dumps(h) + '\n' for h in self.history))
     self.log.info(f'resumed from {path} at step {self.trainer.step}')
 
-# %% ../nbs/10_system.ipynb #8bbab80f
+# %% ../nbs/10_system.ipynb #d8f41d9b
 @patch
 def _validate(self:VLMGRPOSystem, progress:bool=True)->dict:
     step = self.trainer.step
@@ -210,10 +210,9 @@ def _validate(self:VLMGRPOSystem, progress:bool=True)->dict:
                   f"({res['improvement_pct']:+.1f}%), success {res['success_rate']:.0%}, fallbacks {res['fallbacks']}")
     self.wandb.log_validation(res, step)
     if self.config.output_settings.save_images and self.validator.samples:
-        (self.out/'samples').mkdir(exist_ok=True)
-        p = comparison_grid(self.validator.samples, self.config.output_settings.num_sample_images,
-                            self.out/'samples'/f'comparison_iter_{step}.png')
-        self.wandb.log_images('val/comparison', self.out/'samples'/f'comparison_iter_{step}.png', step)
+        grid = self.out/'samples'/f'comparison_iter_{step}.png'; grid.parent.mkdir(exist_ok=True)
+        comparison_grid(self.validator.samples, self.config.output_settings.num_sample_images, grid)
+        self.wandb.log_images('val/comparison', grid, step)
     if step > 0 and (self.best is None or res['reward_rewrite'] > self.best['reward_rewrite']):
         self.best = {'iteration': step, 'reward_rewrite': res['reward_rewrite']}
         def write(d):
