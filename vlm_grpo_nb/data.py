@@ -13,7 +13,7 @@ from .config import ASSETS
 
 # %% auto #0
 __all__ = ['REQUIRED_FIELDS', 'DIFFICULTIES', 'SHIPPED', 'DataError', 'load_prompts', 'filter_prompts', 'shuffle_prompts',
-           'epoch_batches', 'PromptBatches', 'save_jsonl', 'append_jsonl']
+           'epoch_batches', 'PromptBatches', 'save_jsonl', 'save_json', 'append_jsonl']
 
 # %% ../nbs/07_data.ipynb #200c4282
 REQUIRED_FIELDS = ('user_prompt', 'category', 'difficulty')
@@ -114,19 +114,25 @@ class PromptBatches:
     def __getitem__(self, i:int)->list[dict]: return self.epoch(i // self.per_epoch)[i % self.per_epoch]
     def __repr__(self): return f'PromptBatches({len(self.recs)} prompts, batch_size={self.batch_size}, by={self.by!r}, {self.per_epoch} per epoch)'
 
-# %% ../nbs/07_data.ipynb #a6898b70
-def save_jsonl(rows:list[dict], path:str|Path)->Path:
-    "Write `rows` as JSONL atomically (temporary file, then rename)."
+# %% ../nbs/07_data.ipynb #2ed6443c
+def _atomic_write(path:str|Path, text:str)->Path:
+    "Write `text` to a temporary file beside `path`, flush it to disk, then rename it over `path`."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.')
     try:
-        with os.fdopen(fd, 'w', encoding='utf-8') as f:
-            for r in rows: f.write(json.dumps(r, ensure_ascii=False) + '\n')
-            f.flush(); os.fsync(f.fileno())
+        with os.fdopen(fd, 'w', encoding='utf-8') as f: f.write(text); f.flush(); os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True); raise
     return path
+
+def save_jsonl(rows:list[dict], path:str|Path)->Path:
+    "Write `rows` as JSONL atomically (temporary file, then rename)."
+    return _atomic_write(path, ''.join(json.dumps(r, ensure_ascii=False) + '\n' for r in rows))
+
+def save_json(obj, path:str|Path)->Path:
+    "Write `obj` as indented JSON atomically (temporary file, then rename)."
+    return _atomic_write(path, json.dumps(obj, indent=2, ensure_ascii=False) + '\n')
 
 def append_jsonl(row:dict, path:str|Path):
     "Append one row to a JSONL log."

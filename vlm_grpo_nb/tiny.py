@@ -13,7 +13,7 @@ from .config import ASSETS, CLIP_MAX_TOKENS, get_logger
 # %% auto #0
 __all__ = ['log', 'TINY_VERSION', 'TINY_BUILDERS', 'cache_root', 'quiet', 'write_clip_tokenizer', 'build_tiny_policy',
            'build_tiny_vl', 'build_tiny_sd3', 'build_tiny_sd15', 'build_tiny_clip', 'tiny_path', 'ModelNotAvailable',
-           'set_offline', 'resolve_model']
+           'set_offline', 'is_offline', 'resolve_model']
 
 # %% ../nbs/01_tiny.ipynb #bba73eb6
 log = get_logger(__name__)
@@ -218,7 +218,7 @@ def tiny_path(
     log.info(f'built tiny {kind} preset in {time.perf_counter()-t0:.2f}s: {dest}')
     return dest
 
-# %% ../nbs/01_tiny.ipynb #f63f3397
+# %% ../nbs/01_tiny.ipynb #4389ab38
 class ModelNotAvailable(RuntimeError):
     "A model could not be found locally and cannot be fetched; the message says how to fix it."
 
@@ -231,11 +231,12 @@ def set_offline(offline:bool=True):
     import huggingface_hub.constants as hc
     hc.HF_HUB_OFFLINE = bool(offline)
 
-def _is_offline()->bool:
+def is_offline()->bool:
+    "Whether the Hugging Face hub is in offline mode now (see `set_offline`)."
     import huggingface_hub.constants as hc
     return bool(hc.HF_HUB_OFFLINE)
 
-# %% ../nbs/01_tiny.ipynb #b0008bbe
+# %% ../nbs/01_tiny.ipynb #37da6ced
 def _fix_hint(slot, name):
     return (f"Fix: download it where there is network (`hf download {name}`) and copy the Hugging Face cache (HF_HOME) "
             f"here, or pass a local folder (model_settings.{_SLOT_KEYS[slot]}=/path/to/model), or use the offline "
@@ -255,7 +256,7 @@ def _check_hub(repo_id:str, slot:str, probe_files:tuple, timeout:float):
     from huggingface_hub import try_to_load_from_cache, model_info
     for f in probe_files:
         if isinstance(try_to_load_from_cache(repo_id, f), str): return
-    if _is_offline():
+    if is_offline():
         raise ModelNotAvailable(f"{slot} model {repo_id!r} is not in the local Hugging Face cache and offline mode is on. "
                                 + _fix_hint(slot, repo_id))
     t0 = time.perf_counter()
