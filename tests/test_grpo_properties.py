@@ -151,7 +151,7 @@ def test_entropy_matches_definition(B, T, V, seed):
 
 def test_surrogate_clip_zeroes_gradient_outside_the_range():
     logp = torch.tensor([[1.5, 0.5, 1.5, 0.5]]).log().requires_grad_()
-    loss, cf = clipped_surrogate(logp, torch.zeros(1, 4), torch.tensor([[1.0, 1.0, -1.0, -1.0]]), eps_low=0.2, eps_high=0.28)
+    loss, cf = clipped_surrogate(logp, torch.zeros(1, 4), torch.tensor([[1.0, 1.0, -1.0, -1.0]]), clip_ratio=0.2, clip_ratio_high=0.28)
     loss.sum().backward()
     # A>0 above 1.28 and A<0 below 0.8 are clipped (no gradient); the other two are not
     torch.testing.assert_close(logp.grad, torch.tensor([[0.0, -0.5, 1.5, 0.0]]))

@@ -94,7 +94,7 @@ def both(seed, loss_type, beta, eps, eps_high, with_old=True, max_len=12, entrop
     logp, old, ref, adv, mask, ent = random_batch(seed)
     old = old if with_old else None
     lp1, lp2 = logp.clone().requires_grad_(), logp.clone().requires_grad_()
-    ours, met = grpo_loss(lp1, old, ref, adv, mask, kl_coef=beta, eps_low=eps, eps_high=eps_high, entropy=ent,
+    ours, met = grpo_loss(lp1, old, ref, adv, mask, kl_coef=beta, clip_ratio=eps, clip_ratio_high=eps_high, entropy=ent,
                           entropy_coef=entropy_coef, loss_type=loss_type, max_len=max_len)
     theirs, tmet = trl_loss(lp2, old, ref, adv, mask, ent, loss_type=loss_type, beta=beta, epsilon=eps,
                             epsilon_high=eps_high, max_completion_length=max_len, entropy_coef=entropy_coef,

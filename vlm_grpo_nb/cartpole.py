@@ -181,7 +181,7 @@ def grpo_update(
             logits = policy(obs[i])
             logp = torch.log_softmax(logits, -1).gather(-1, act[i, None])
             loss, m = grpo_loss(logp, old[i, None], ref_lp[i], A[i, None], torch.ones_like(logp),
-                                kl_coef=cfg.kl_coef, eps_low=cfg.clip_ratio, entropy=entropy_from_logits(logits)[:, None],
+                                kl_coef=cfg.kl_coef, clip_ratio=cfg.clip_ratio, entropy=entropy_from_logits(logits)[:, None],
                                 entropy_coef=cfg.entropy_coef, loss_type='bnpo')
             opt.zero_grad(); loss.backward()
             nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm)

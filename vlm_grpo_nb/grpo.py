@@ -122,22 +122,22 @@ def _broadcast_adv(fn, advantages, logp):
                      f"or the shape of `logp`, {tuple(logp.shape)}")
 
 def clipped_surrogate(
-    logp:Tensor,                # (B, T) log-probabilities of the sampled tokens under the current policy
-    old_logp:Tensor,            # (B, T) the same under the policy that sampled them (no gradient)
-    advantages:Tensor,          # (B,) per sequence, broadcast over tokens, or (B, T) per token
-    mask:Tensor|None=None,      # (B, T) 1 for real tokens; only used for the clip fraction
-    eps_low:float=0.2,          # clip range below 1
-    eps_high:float|None=None,   # clip range above 1; None -> `eps_low`
-)->tuple[Tensor, Tensor]:       # (per-token loss (B, T), fraction of masked tokens whose gradient was clipped)
-    "PPO's clipped surrogate loss per token, -min(r*A, clip(r, 1-eps_low, 1+eps_high)*A), and the clip fraction."
+    logp:Tensor,                       # (B, T) log-probabilities of the sampled tokens under the current policy
+    old_logp:Tensor,                   # (B, T) the same under the policy that sampled them (no gradient)
+    advantages:Tensor,                 # (B,) per sequence, broadcast over tokens, or (B, T) per token
+    mask:Tensor|None=None,             # (B, T) 1 for real tokens; only used for the clip fraction
+    clip_ratio:float=0.2,              # clip range below 1
+    clip_ratio_high:float|None=None,   # clip range above 1; None -> `clip_ratio`
+)->tuple[Tensor, Tensor]:              # (per-token loss (B, T), fraction of masked tokens whose gradient was clipped)
+    "PPO's clipped surrogate loss per token, -min(r*A, clip(r, 1-clip_ratio, 1+clip_ratio_high)*A), and the clip fraction."
     _check_shape('clipped_surrogate', 'old_logp', old_logp, logp.shape, 'logp')
     _check_shape('clipped_surrogate', 'mask', mask, logp.shape, 'logp')
     adv = _broadcast_adv('clipped_surrogate', advantages, logp)
-    eps_high = eps_low if eps_high is None else eps_high
+    clip_ratio_high = clip_ratio if clip_ratio_high is None else clip_ratio_high
     ratio = torch.exp(logp - old_logp)
-    loss = -torch.min(ratio * adv, torch.clamp(ratio, 1 - eps_low, 1 + eps_high) * adv)
+    loss = -torch.min(ratio * adv, torch.clamp(ratio, 1 - clip_ratio, 1 + clip_ratio_high) * adv)
     with torch.no_grad():
-        clipped = ((ratio < 1 - eps_low) & (adv < 0)) | ((ratio > 1 + eps_high) & (adv > 0))
+        clipped = ((ratio < 1 - clip_ratio) & (adv < 0)) | ((ratio > 1 + clip_ratio_high) & (adv > 0))
         clip_frac = _masked_mean(clipped.to(logp.dtype), mask)
     return loss, clip_frac
 
@@ -163,19 +163,19 @@ def _aggregate(x:Tensor, m:Tensor, loss_type:str, max_len:int)->Tensor:
 
 # %% ../nbs/05_grpo.ipynb #9681fc55
 def grpo_loss(
-    logp:Tensor,               # (B, T) log-probabilities of the sampled tokens under the current policy (with gradient)
-    old_logp:Tensor|None,      # (B, T) under the sampling policy; None -> `logp.detach()` (single-epoch on-policy)
-    ref_logp:Tensor|None,      # (B, T) under the reference policy; None -> no KL term
-    advantages:Tensor,         # (B,) per sequence or (B, T) per token
-    mask:Tensor,               # (B, T) 1 for real tokens, 0 for padding
-    kl_coef:float=0.0,         # weight of the k3 KL penalty (TRL's `beta`); 0 -> no KL term (still reported if `ref_logp` is given)
-    eps_low:float=0.2,         # clip range below 1 (TRL's `epsilon`)
-    eps_high:float|None=None,  # clip range above 1 (TRL's `epsilon_high`); None -> `eps_low`
-    entropy:Tensor|None=None,  # (B, T) per-token entropy (see `entropy_from_logits`), for the bonus and the metric
-    entropy_coef:float=0.0,    # weight of the entropy bonus (subtracted per token)
-    loss_type:str='grpo',      # 'grpo' mean over each sequence's tokens then over sequences; 'bnpo' mean over all tokens; 'dr_grpo' sum/(B*max_len)
-    max_len:int|None=None,     # the constant for 'dr_grpo'; None -> `mask.shape[1]`
-)->tuple[Tensor, dict]:        # (scalar loss, metrics: python floats)
+    logp:Tensor,                      # (B, T) log-probabilities of the sampled tokens under the current policy (with gradient)
+    old_logp:Tensor|None,             # (B, T) under the sampling policy; None -> `logp.detach()` (single-epoch on-policy)
+    ref_logp:Tensor|None,             # (B, T) under the reference policy; None -> no KL term
+    advantages:Tensor,                # (B,) per sequence or (B, T) per token
+    mask:Tensor,                      # (B, T) 1 for real tokens, 0 for padding
+    kl_coef:float=0.0,                # weight of the k3 KL penalty (TRL's `beta`); 0 -> no KL term (still reported if `ref_logp` is given)
+    clip_ratio:float=0.2,             # clip range below 1 (TRL's `epsilon`; `training_settings.clip_ratio`)
+    clip_ratio_high:float|None=None,  # clip range above 1 (TRL's `epsilon_high`); None -> `clip_ratio`
+    entropy:Tensor|None=None,         # (B, T) per-token entropy (see `entropy_from_logits`), for the bonus and the metric
+    entropy_coef:float=0.0,           # weight of the entropy bonus (subtracted per token)
+    loss_type:str='grpo',             # 'grpo' mean over each sequence's tokens then over sequences; 'bnpo' mean over all tokens; 'dr_grpo' sum/(B*max_len)
+    max_len:int|None=None,            # the constant for 'dr_grpo'; None -> `mask.shape[1]`
+)->tuple[Tensor, dict]:               # (scalar loss, metrics: python floats)
     "The GRPO loss: clipped surrogate + kl_coef * k3 KL - entropy_coef * entropy per token, aggregated by `loss_type`."
     fn = 'grpo_loss'
     if logp.dim() != 2: raise ValueError(f"{fn}: `logp` must be (B, T), got shape {tuple(logp.shape)}")
@@ -192,7 +192,7 @@ def grpo_loss(
     logp, old_logp, ref_logp, entropy = map(clean, (logp, old_logp, ref_logp, entropy))
     if old_logp is None: old_logp = logp.detach()
     adv = clean(_broadcast_adv(fn, advantages, logp).expand_as(logp))
-    surrogate, clip_frac = clipped_surrogate(logp, old_logp, adv, mask, eps_low, eps_high)
+    surrogate, clip_frac = clipped_surrogate(logp, old_logp, adv, mask, clip_ratio, clip_ratio_high)
     per_token = surrogate
     kl = None if ref_logp is None else k3_kl(logp, ref_logp)
     if kl_coef != 0: per_token = per_token + kl_coef * kl

@@ -145,7 +145,7 @@ def _update(self:GRPOTrainer, batch:dict, times:dict)->dict:
                 logp, ent = out if isinstance(out, tuple) else (out, None)
                 loss, m = grpo_loss(logp, roll.logprobs[idx], None if batch['ref'] is None else batch['ref'][idx],
                                     batch['tok_adv'][idx], roll.completion_mask[idx], kl_coef=tr.kl_coef,
-                                    eps_low=tr.clip_ratio, eps_high=tr.clip_ratio_high, entropy=ent,
+                                    clip_ratio=tr.clip_ratio, clip_ratio_high=tr.clip_ratio_high, entropy=ent,
                                     entropy_coef=tr.entropy_coef, loss_type=tr.loss_type, max_len=max_len)
                 (loss / accum).backward(); n_mb += 1; acc.append(m)
                 if n_mb % accum == 0: m['grad_norm'] = self._opt_step()
