@@ -184,6 +184,7 @@ def run_trl(seed:int, steps:int, warmup:int, threads:int, profile:bool=False)->d
     from transformers import TrainerCallback
     from trl import GRPOConfig, GRPOTrainer as TRLGRPOTrainer
     from vlm_grpo_nb.tiny import resolve_model
+    from vlm_grpo_nb.config import step_seed
     from vlm_grpo_nb.vlm_wrapper import clean_rewrite
     from vlm_grpo_nb.sd_generator import SD3Generator
     from vlm_grpo_nb.clip_reward import CLIPRewardCalculator
@@ -202,7 +203,7 @@ def run_trl(seed:int, steps:int, warmup:int, threads:int, profile:bool=False)->d
         texts = [clean_rewrite(c[0]['content'], u, cfg.token_settings.max_prompt_length, cfg.reward_settings.max_repeat_fraction)
                  for c, u in zip(completions, users)]
         with stage(clock, acc, 'render'):
-            g = torch.Generator().manual_seed(seed * 1_000_003 + calls[0]); calls[0] += 1
+            g = torch.Generator().manual_seed(step_seed(seed, calls[0], "noise")); calls[0] += 1
             imgs = pipe(prompt=texts, height=gen.height, width=gen.width, num_inference_steps=ig.num_inference_steps,
                         guidance_scale=ig.guidance_scale, generator=g, output_type='pt').images
         with stage(clock, acc, 'score'):

@@ -5,7 +5,8 @@ import torch
 from vlm_grpo_nb.config import load_config
 from vlm_grpo_nb.tiny import tiny_path
 from vlm_grpo_nb.grpo import grpo_loss
-from vlm_grpo_nb.vlm_wrapper import VLMWrapper, Rewrite, Rollout, clip_token_count, clean_rewrite
+from vlm_grpo_nb.vlm_wrapper import VLMWrapper, Rewrite, Rollout, clean_rewrite
+from vlm_grpo_nb.clip_text import clip_token_count
 
 PROMPTS = ['a cat', 'a lighthouse at dusk']
 
@@ -14,28 +15,31 @@ def policy():
     return VLMWrapper('tiny', load_config(preset='tiny'))
 
 def _recompute(p, ro, **kw):
-    return p.log_probs(ro.prompt_ids, ro.prompt_mask, ro.completion_ids, ro.completion_mask, **kw)
+    out = p.log_probs(ro.prompt_ids, ro.prompt_mask, ro.completion_ids, ro.completion_mask, **kw)
+    return out if kw.get('with_entropy') else out.logp
 
-def test_generate_error_in_sample_masks_every_row(policy, caplog):
+def test_generate_error_in_sample_is_raised_not_hidden(policy):
+    "An error in generation (out of memory, a shape bug) goes up to the trainer; it is never turned into fallbacks."
     def boom(*a, **k): raise RuntimeError('simulated OOM')
     policy.model.generate = boom
     n0 = policy.n_fallbacks
     try:
-        with caplog.at_level(logging.WARNING, logger='vlm_grpo_nb'):
-            logging.getLogger('vlm_grpo_nb').propagate = True
-            ro = policy.sample(PROMPTS, 3)
-    finally:
-        del policy.model.generate
-        logging.getLogger('vlm_grpo_nb').propagate = False
-    assert 'simulated OOM' in caplog.text
-    assert [str(t) for t in ro.texts] == ['a cat'] * 3 + ['a lighthouse at dusk'] * 3
-    assert all(t.fallback and t.reason == 'error: RuntimeError: simulated OOM' for t in ro.texts)
-    assert ro.n_fallbacks == 6 and policy.n_fallbacks - n0 == 6
-    assert ro.completion_mask.sum() == 0 and ro.logprobs.abs().sum() == 0
-    # the trainer's loss on such a rollout is finite and zero
-    logp = _recompute(policy, ro)
-    loss, _ = grpo_loss(logp, ro.logprobs, None, torch.ones(len(ro)), ro.completion_mask)
-    assert torch.isfinite(loss) and loss.item() == 0
+        with pytest.raises(RuntimeError, match='simulated OOM'): policy.sample(PROMPTS, 3)
+        with pytest.raises(RuntimeError, match='simulated OOM'): policy.enhance_prompts(PROMPTS)
+    finally: del policy.model.generate
+    assert policy.n_fallbacks == n0
+
+def test_error_in_cleaning_is_raised_unless_it_is_a_row_error(policy, monkeypatch):
+    "Cleaning errors of the expected kinds make that row a fallback; any other error is raised."
+    import vlm_grpo_nb.vlm_wrapper as vw
+    def bad_clean(*a, **k): raise AttributeError('a bug in cleaning')
+    monkeypatch.setattr(vw, 'clean_rewrite', bad_clean)
+    with pytest.raises(AttributeError, match='a bug in cleaning'): policy.sample(PROMPTS, 2)
+    def row_error(*a, **k): raise UnicodeError('one row cannot be cleaned')
+    monkeypatch.setattr(vw, 'clean_rewrite', row_error)
+    ro = policy.sample(PROMPTS, 2)
+    assert ro.n_fallbacks == 4 and all(t.reason == 'error: UnicodeError: one row cannot be cleaned' for t in ro.texts)
+    assert ro.completion_mask.sum() > 0   # the sampled tokens are kept
 
 def test_plain_template_and_echo(tmp_path):
     "A tokenizer without a chat template gets PLAIN_TEMPLATE, and its 'Detailed prompt:' echo is stripped."

@@ -5,6 +5,7 @@
 # %% ../nbs/06_cartpole.ipynb #a462404f
 from __future__ import annotations
 import copy, time
+from contextlib import contextmanager
 from dataclasses import dataclass, asdict, fields
 from typing import Callable
 
@@ -12,6 +13,7 @@ import numpy as np
 import torch
 from torch import nn, Tensor
 import gymnasium as gym
+from fastcore.basics import patch
 from tqdm.auto import tqdm
 
 from .config import set_seed
@@ -30,6 +32,16 @@ _RANGES = {  # key: (low, high, low inclusive)
     'eval_episodes': (1, None, True), 'num_threads': (1, None, True),
 }
 
+# %% ../nbs/06_cartpole.ipynb #c9b1c4a1
+def _range_error(k:str, v)->str|None:
+    "The error message for a value of setting `k` outside its range in `_RANGES`; None for a good value."
+    lo, hi, inc = _RANGES[k]
+    if v is None and k in ('minibatch_size', 'num_threads'): return None
+    if not isinstance(v, (int, float)) or isinstance(v, bool) or (v < lo if inc else v <= lo) or (hi is not None and v > hi):
+        rng = f"{'>=' if inc else '>'} {lo}" + (f" and <= {hi}" if hi is not None else '')
+        return f"CartPoleConfig: `{k}` is {v!r}; must be a number {rng}"
+
+# %% ../nbs/06_cartpole.ipynb #8d97629a
 @dataclass
 class CartPoleConfig:
     "Settings of the CartPole GRPO agent; the defaults are the tuned ones."
@@ -55,16 +67,14 @@ class CartPoleConfig:
     def __post_init__(self):
         if self.adv_scale not in ('group', 'batch', 'none'):
             raise ValueError(f"CartPoleConfig: `adv_scale` is {self.adv_scale!r}; allowed: 'group', 'batch', 'none'")
-        for k, (lo, hi, inc) in _RANGES.items():
-            v = getattr(self, k)
-            if v is None and k in ('minibatch_size', 'num_threads'): continue
-            if not isinstance(v, (int, float)) or isinstance(v, bool) or (v < lo if inc else v <= lo) or (hi is not None and v > hi):
-                rng = f"{'>=' if inc else '>'} {lo}" + (f" and <= {hi}" if hi is not None else '')
-                raise ValueError(f"CartPoleConfig: `{k}` is {v!r}; must be a number {rng}")
+        for k in _RANGES:
+            if (err := _range_error(k, getattr(self, k))) is not None: raise ValueError(err)
 
-    def __repr__(self):
-        w = max(len(f.name) for f in fields(self))
-        return 'CartPoleConfig(\n' + '\n'.join(f"  {f.name:<{w}} = {getattr(self, f.name)!r}" for f in fields(self)) + '\n)'
+# %% ../nbs/06_cartpole.ipynb #b12c370e
+@patch
+def __repr__(self:CartPoleConfig):
+    w = max(len(f.name) for f in fields(self))
+    return 'CartPoleConfig(\n' + '\n'.join(f"  {f.name:<{w}} = {getattr(self, f.name)!r}" for f in fields(self)) + '\n)'
 
 # %% ../nbs/06_cartpole.ipynb #aba9cba2
 class PolicyNet(nn.Module):
@@ -78,12 +88,24 @@ class PolicyNet(nn.Module):
                                  nn.Linear(hidden, n_actions))
     def forward(self, obs:Tensor)->Tensor: return self.net(obs)
 
-    @torch.no_grad()
-    def act(self, obs:np.ndarray, deterministic:bool=True, generator:torch.Generator|None=None)->np.ndarray:
-        "Actions for a batch of observations: argmax, or sampled from the softmax with `generator`."
-        logits = self(torch.as_tensor(obs, dtype=torch.float32))
-        if deterministic: return logits.argmax(-1).numpy()
-        return torch.multinomial(torch.softmax(logits, -1), 1, generator=generator).squeeze(-1).numpy()
+# %% ../nbs/06_cartpole.ipynb #c01cb8b6
+@patch
+@torch.no_grad()
+def act(self:PolicyNet, obs:np.ndarray, deterministic:bool=True, generator:torch.Generator|None=None)->np.ndarray:
+    "Actions for a batch of observations: argmax, or sampled from the softmax with `generator`."
+    logits = self(torch.as_tensor(obs, dtype=torch.float32))
+    if deterministic: return logits.argmax(-1).numpy()
+    return torch.multinomial(torch.softmax(logits, -1), 1, generator=generator).squeeze(-1).numpy()
+
+# %% ../nbs/06_cartpole.ipynb #0ba1d3d4
+def _step_alive(envs:list, actions, obs:np.ndarray, alive:np.ndarray)->np.ndarray:
+    "Step the running environments with their actions; update `obs` and `alive` in place; return the rewards (0 if not running)."
+    r = np.zeros(len(envs), np.float32)
+    for i in np.flatnonzero(alive):
+        o, r[i], term, trunc, _ = envs[i].step(int(actions[i]))
+        obs[i] = o
+        if term or trunc: alive[i] = False
+    return r
 
 # %% ../nbs/06_cartpole.ipynb #976e259e
 def evaluate_policy(
@@ -96,13 +118,10 @@ def evaluate_policy(
     act = policy.act if isinstance(policy, PolicyNet) else policy
     envs = [gym.make(env_id) for _ in range(n_episodes)]
     obs = np.stack([e.reset(seed=seed + i)[0] for i, e in enumerate(envs)]).astype(np.float32)
-    ret, alive = np.zeros(n_episodes), np.ones(n_episodes, bool)
+    ret, alive, a = np.zeros(n_episodes), np.ones(n_episodes, bool), np.zeros(n_episodes, int)
     while alive.any():
-        idx = np.flatnonzero(alive)
-        for i, a in zip(idx, np.asarray(act(obs[idx]))):
-            o, r, term, trunc, _ = envs[i].step(int(a))
-            obs[i], ret[i] = o, ret[i] + r
-            if term or trunc: alive[i] = False
+        a[alive] = np.asarray(act(obs[alive]))
+        ret += _step_alive(envs, a, obs, alive)
     for e in envs: e.close()
     return float(ret.mean())
 
@@ -111,6 +130,14 @@ def make_envs(cfg:CartPoleConfig)->list:
     "One environment per episode of a batch."
     return [gym.make(cfg.env_id) for _ in range(cfg.group_size * cfg.n_groups)]
 
+# %% ../nbs/06_cartpole.ipynb #2e8c051a
+def _sample_actions(policy:PolicyNet, obs:np.ndarray, generator:torch.Generator)->tuple[Tensor, Tensor]:
+    "One sampled action per observation, and its log-probability under `policy`."
+    logits = policy(torch.from_numpy(obs))
+    a = torch.multinomial(torch.softmax(logits, -1), 1, generator=generator).squeeze(-1)
+    return a, torch.log_softmax(logits, -1).gather(-1, a[:, None]).squeeze(-1)
+
+# %% ../nbs/06_cartpole.ipynb #d1ae0725
 @torch.no_grad()
 def collect_groups(
     policy:PolicyNet,           # the sampling policy
@@ -123,24 +150,15 @@ def collect_groups(
     B = len(envs)
     if B != len(reset_seeds) * group_size:
         raise ValueError(f"collect_groups: {B} environments, but {len(reset_seeds)} groups x {group_size} episodes need {len(reset_seeds) * group_size}")
-    group = torch.arange(B) // group_size
     obs = np.stack([envs[i].reset(seed=int(reset_seeds[i // group_size]))[0] for i in range(B)]).astype(np.float32)
-    alive = np.ones(B, bool)
-    out = {k: [] for k in ('obs', 'actions', 'logp', 'rewards', 'mask')}
+    alive, out = np.ones(B, bool), {k: [] for k in ('obs', 'actions', 'logp', 'rewards', 'mask')}
     while alive.any():
-        logits = policy(torch.from_numpy(obs))
-        a = torch.multinomial(torch.softmax(logits, -1), 1, generator=generator).squeeze(-1)
-        out['obs'].append(torch.from_numpy(obs.copy())); out['actions'].append(a); out['mask'].append(torch.from_numpy(alive.copy()))
-        out['logp'].append(torch.log_softmax(logits, -1).gather(-1, a[:, None]).squeeze(-1))
-        r = np.zeros(B, np.float32)
-        for i in np.flatnonzero(alive):
-            o, r[i], term, trunc, _ = envs[i].step(int(a[i]))
-            obs[i] = o
-            if term or trunc: alive[i] = False
-        out['rewards'].append(torch.from_numpy(r))
+        a, logp = _sample_actions(policy, obs, generator)
+        for k, v in (('obs', obs), ('mask', alive)): out[k].append(torch.from_numpy(v.copy()))
+        out['actions'].append(a); out['logp'].append(logp)
+        out['rewards'].append(torch.from_numpy(_step_alive(envs, a, obs, alive)))
     b = {k: torch.stack(v, 1) for k, v in out.items()}
-    b['mask'] = b['mask'].float()
-    b['group'] = group
+    b['mask'], b['group'] = b['mask'].float(), torch.arange(B) // group_size
     return b
 
 # %% ../nbs/06_cartpole.ipynb #53063f12
@@ -158,6 +176,19 @@ def step_advantages(
     adv = torch.zeros(B, T)
     adv[real] = group_advantages(returns[real], group_ids=ids[real], scale=scale)
     return adv
+
+# %% ../nbs/06_cartpole.ipynb #d43519e1
+def _minibatch_step(policy:PolicyNet, opt:torch.optim.Optimizer, cfg:CartPoleConfig, obs, act, old, ref_lp, A)->dict:
+    "One clipped GRPO gradient step on a minibatch of steps; the `grpo_loss` metrics."
+    logits = policy(obs)
+    logp = torch.log_softmax(logits, -1).gather(-1, act[:, None])
+    loss, m = grpo_loss(logp, old[:, None], ref_lp, A[:, None], torch.ones_like(logp),
+                        kl_coef=cfg.kl_coef, clip_ratio=cfg.clip_ratio, entropy=entropy_from_logits(logits)[:, None],
+                        entropy_coef=cfg.entropy_coef, loss_type='bnpo')
+    opt.zero_grad(); loss.backward()
+    nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm)
+    opt.step()
+    return m
 
 # %% ../nbs/06_cartpole.ipynb #358acb24
 def grpo_update(
@@ -178,14 +209,7 @@ def grpo_update(
         perm = torch.randperm(n, generator=generator)
         for s in range(0, n, mb):
             i = perm[s:s + mb]
-            logits = policy(obs[i])
-            logp = torch.log_softmax(logits, -1).gather(-1, act[i, None])
-            loss, m = grpo_loss(logp, old[i, None], ref_lp[i], A[i, None], torch.ones_like(logp),
-                                kl_coef=cfg.kl_coef, clip_ratio=cfg.clip_ratio, entropy=entropy_from_logits(logits)[:, None],
-                                entropy_coef=cfg.entropy_coef, loss_type='bnpo')
-            opt.zero_grad(); loss.backward()
-            nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm)
-            opt.step(); ms.append(m)
+            ms.append(_minibatch_step(policy, opt, cfg, obs[i], act[i], old[i], ref_lp[i], A[i]))
     return {k: float(np.mean([m[k] for m in ms])) for k in ms[0] if k != 'n_tokens'}
 
 # %% ../nbs/06_cartpole.ipynb #722f306d
@@ -193,15 +217,48 @@ class TrainHistory(list):
     "The per-batch records of a run; `.policy` is the trained policy, `.cfg` the config."
     def evals(self)->list: return [(r['env_steps'], r['eval_return']) for r in self if 'eval_return' in r]
 
-    def plot(self, ax=None, label:str='GRPO'):
-        "Learning curve: training episode return per batch and deterministic evaluations, against env steps."
-        import matplotlib.pyplot as plt
-        if ax is None: _, ax = plt.subplots(figsize=(5, 3))
-        ax.plot([r['env_steps'] for r in self], [r['train_return'] for r in self], alpha=0.5, label=f'{label} sampled episodes')
-        if self.evals(): ax.plot(*zip(*self.evals()), 'o-', label=f'{label} deterministic eval')
-        ax.set_xlabel('environment steps'); ax.set_ylabel('return'); ax.legend(fontsize=7)
-        return ax
+# %% ../nbs/06_cartpole.ipynb #c27b8eac
+@patch
+def plot(self:TrainHistory, ax=None, label:str='GRPO'):
+    "Learning curve: training episode return per batch and deterministic evaluations, against env steps."
+    import matplotlib.pyplot as plt
+    if ax is None: _, ax = plt.subplots(figsize=(5, 3))
+    ax.plot([r['env_steps'] for r in self], [r['train_return'] for r in self], alpha=0.5, label=f'{label} sampled episodes')
+    if self.evals(): ax.plot(*zip(*self.evals()), 'o-', label=f'{label} deterministic eval')
+    ax.set_xlabel('environment steps'); ax.set_ylabel('return'); ax.legend(fontsize=7)
+    return ax
 
+# %% ../nbs/06_cartpole.ipynb #b9d118ef
+@contextmanager
+def _torch_threads(n:int|None):
+    "Use `n` torch CPU threads inside the block (None: leave the setting alone); restore the setting afterwards."
+    threads = torch.get_num_threads()
+    if n: torch.set_num_threads(n)
+    try: yield
+    finally: torch.set_num_threads(threads)
+
+# %% ../nbs/06_cartpole.ipynb #71ad38fd
+class _Run:
+    "The state of a training run, seeded from `cfg.seed`: policy, frozen reference, optimiser, environments, RNGs."
+    def __init__(self, cfg:CartPoleConfig):
+        set_seed(cfg.seed); self.cfg = cfg
+        self.gen, self.rng = torch.Generator().manual_seed(cfg.seed), np.random.default_rng(cfg.seed)
+        self.policy = PolicyNet(hidden=cfg.hidden_size); self.ref = copy.deepcopy(self.policy).requires_grad_(False)
+        self.opt = torch.optim.Adam(self.policy.parameters(), lr=cfg.learning_rate)
+        self.envs = make_envs(cfg)
+
+# %% ../nbs/06_cartpole.ipynb #f57c0ad0
+@patch
+def batch(self:_Run, it:int, steps:int)->dict:
+    "Collect and learn from batch `it`, `steps` env steps into the run; the batch's record."
+    cfg = self.cfg
+    batch = collect_groups(self.policy, self.envs, self.rng.integers(0, 2**31, cfg.n_groups), cfg.group_size, self.gen)
+    steps += int(batch['mask'].sum())
+    m = grpo_update(self.policy, self.ref, self.opt, batch, step_advantages(batch, cfg.gamma, cfg.adv_scale), cfg, self.gen)
+    if it % cfg.update_ref_model_freq == cfg.update_ref_model_freq - 1: self.ref.load_state_dict(self.policy.state_dict())
+    return dict(iteration=it, env_steps=steps, train_return=float(batch['mask'].sum(1).mean()), **m)
+
+# %% ../nbs/06_cartpole.ipynb #e91fa751
 def train_cartpole(
     cfg:CartPoleConfig,                # the agent's settings
     max_env_steps:int|None=None,       # stop after this many collected steps; None: `cfg.max_env_steps`
@@ -211,30 +268,19 @@ def train_cartpole(
 )->TrainHistory:                       # one record per batch
     "Train a GRPO policy on CartPole; no value network."
     max_env_steps = max_env_steps or cfg.max_env_steps
-    threads = torch.get_num_threads()
-    if cfg.num_threads: torch.set_num_threads(cfg.num_threads)
-    try:
-        set_seed(cfg.seed)
-        gen, rng = torch.Generator().manual_seed(cfg.seed), np.random.default_rng(cfg.seed)
-        policy = PolicyNet(hidden=cfg.hidden_size); ref = copy.deepcopy(policy).requires_grad_(False)
-        opt = torch.optim.Adam(policy.parameters(), lr=cfg.learning_rate)
-        envs, hist = make_envs(cfg), TrainHistory()
-        hist.policy, hist.cfg = policy, cfg
+    with _torch_threads(cfg.num_threads):
+        run, hist = _Run(cfg), TrainHistory()
+        hist.policy, hist.cfg = run.policy, cfg
         steps, next_eval, t0 = 0, eval_every, time.time()
         with tqdm(total=max_env_steps, unit='step', disable=not progress) as bar:
             while steps < max_env_steps:
-                batch = collect_groups(policy, envs, rng.integers(0, 2**31, cfg.n_groups), cfg.group_size, gen)
-                n = int(batch['mask'].sum()); steps += n; bar.update(n)
-                m = grpo_update(policy, ref, opt, batch, step_advantages(batch, cfg.gamma, cfg.adv_scale), cfg, gen)
-                if len(hist) % cfg.update_ref_model_freq == cfg.update_ref_model_freq - 1: ref.load_state_dict(policy.state_dict())
-                rec = dict(iteration=len(hist), env_steps=steps, train_return=float(batch['mask'].sum(1).mean()), **m)
+                rec = run.batch(len(hist), steps); bar.update(rec['env_steps'] - steps); steps = rec['env_steps']
                 if (next_eval and steps >= next_eval) or steps >= max_env_steps:
-                    rec['eval_return'] = evaluate_policy(policy, cfg.eval_episodes, env_id=cfg.env_id)
+                    rec['eval_return'] = evaluate_policy(run.policy, cfg.eval_episodes, env_id=cfg.env_id)
                     while next_eval and next_eval <= steps: next_eval += eval_every
                     bar.set_postfix(eval=rec['eval_return'])
                 rec['wall_s'] = time.time() - t0
                 hist.append(rec)
                 if callback is not None and callback(rec): break
-        for e in envs: e.close()
-    finally: torch.set_num_threads(threads)
+        for e in run.envs: e.close()
     return hist

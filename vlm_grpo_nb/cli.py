@@ -4,24 +4,39 @@
 
 # %% ../nbs/11_cli.ipynb #fe3b498a
 from __future__ import annotations
-import argparse, json, sys
+import argparse, json, os, sys
 from pathlib import Path
 
-from .config import ConfigError, parse_set
+from .config import ConfigError, parse_set, load_config
 
 # %% auto #0
-__all__ = ['make_parser', 'main']
+__all__ = ['ArgumentParser', 'positive_int', 'make_parser', 'check_prompts', 'main']
+
+# %% ../nbs/11_cli.ipynb #fb758acb
+class ArgumentParser(argparse.ArgumentParser):
+    "argparse, with errors in one line and exit code 2."
+    def error(self, message):
+        print(f'{self.prog}: error: {message}', file=sys.stderr); sys.exit(2)
+
+def positive_int(s:str)->int:
+    "An argparse type: an integer >= 1."
+    try: v = int(s)
+    except ValueError: raise argparse.ArgumentTypeError(f"{s!r} is not an integer") from None
+    if v < 1: raise argparse.ArgumentTypeError(f"must be >= 1, got {v}")
+    return v
 
 # %% ../nbs/11_cli.ipynb #f5b5b6b5
-def _common(p, resume=False):
+def _common(p):
+    "The options every command takes: config, preset, overrides, results folder."
+    from vlm_grpo_nb.config import PRESETS
     p.add_argument('--config', help='a JSON config merged over the defaults')
-    p.add_argument('--preset', choices=['tiny'], help="'tiny': offline tiny models for every slot")
+    p.add_argument('--preset', choices=list(PRESETS), help="offline models for every slot: " + ', '.join(PRESETS))
     p.add_argument('--set', dest='sets', action='append', default=[], metavar='KEY=VALUE', help='config override, e.g. training_settings.learning_rate=1e-5')
     p.add_argument('--output', help='results folder (output_settings.output_dir)')
 
 def make_parser()->argparse.ArgumentParser:
     "The `vlm_grpo` argument parser."
-    ap = argparse.ArgumentParser(prog='vlm_grpo', description='Train prompt-rewriting policies for text-to-image with GRPO.')
+    ap = ArgumentParser(prog='vlm_grpo', description='Train prompt-rewriting policies for text-to-image with GRPO.')
     sub = ap.add_subparsers(dest='command', required=True)
     t = sub.add_parser('train', help='train a policy'); _common(t)
     t.add_argument('--resume', help="resume from a checkpoint folder, or 'last' for the newest in the results folder")
@@ -29,7 +44,7 @@ def make_parser()->argparse.ArgumentParser:
     e = sub.add_parser('enhance', help='rewrite prompts with a (trained) policy'); _common(e)
     e.add_argument('prompts', nargs='+', help='user prompts to rewrite')
     e.add_argument('--checkpoint', help='a best_model or checkpoint_iter_N folder')
-    e.add_argument('-n', type=int, default=1, help='rewrites per prompt')
+    e.add_argument('-n', type=positive_int, default=1, help='rewrites per prompt')
     e.add_argument('--seed', type=int, default=None, help='sampling seed')
     v = sub.add_parser('evaluate', help='validate a trained policy against the original prompts'); _common(v)
     v.add_argument('--checkpoint', required=True, help='a best_model or checkpoint_iter_N folder')
@@ -38,13 +53,17 @@ def make_parser()->argparse.ArgumentParser:
 
 # %% ../nbs/11_cli.ipynb #d9246197
 def _checkpoint_config(ck:str|None)->str|None:
+    "The config file saved in a checkpoint folder (None without a checkpoint); the folder is checked first."
     if ck is None: return None
-    ck = Path(ck)
-    if (ck/'policy').is_dir(): return str(ck/'config.json')                     # checkpoint_iter_N
-    if (ck/'vlm_grpo_config.json').exists(): return str(ck/'vlm_grpo_config.json') # best_model
-    return None
+    from vlm_grpo_nb.system import policy_folder
+    pol, ck = policy_folder(ck), Path(ck)
+    if pol != ck: return str(ck/'config.json')   # checkpoint_iter_N: the policy is in policy/
+    f = ck/'vlm_grpo_config.json'                # best_model
+    return str(f) if f.exists() else None
 
+# %% ../nbs/11_cli.ipynb #359676bd
 def _system(args, **extra):
+    "A `VLMGRPOSystem` from the command's options (config, checkpoint config, preset, overrides, results folder)."
     from vlm_grpo_nb.system import VLMGRPOSystem
     overrides = dict(parse_set(s) for s in args.sets)
     cfg = args.config or _checkpoint_config(getattr(args, 'checkpoint', None))
@@ -52,6 +71,7 @@ def _system(args, **extra):
 
 # %% ../nbs/11_cli.ipynb #e61c3337
 def _train(args):
+    "`vlm_grpo train`"
     s = _system(args)
     res = s.run_training(resume=(True if args.resume == 'last' else args.resume), progress=not args.no_progress)
     b, f = res['baseline'], res['final']
@@ -59,14 +79,28 @@ def _train(args):
           f"original prompts {f['reward_original']:.4f}; success rate {f['success_rate']:.0%}")
     print(f"results in {s.out}: best_model/, checkpoint_iter_*/, final_results.json, plots/, samples/")
 
+# %% ../nbs/11_cli.ipynb #cb3d624f
+def check_prompts(prompts:list[str], cfg)->list[str]:
+    "Each prompt non-empty and, unless over-long prompts are truncated, within `max_prompt_length` CLIP tokens."
+    from vlm_grpo_nb.clip_text import clip_token_count
+    mx = cfg.token_settings.max_prompt_length
+    for i, p in enumerate(prompts):
+        if not p.strip(): raise ValueError(f"prompt {i + 1} {p!r} is empty; pass the text to rewrite")
+        n = clip_token_count(p.strip())
+        if n > mx and cfg.generation_settings.over_length == 'error':
+            raise ValueError(f"prompt {i + 1} is {n} CLIP tokens, more than token_settings.max_prompt_length={mx}; shorten it, "
+                             "or --set generation_settings.over_length=truncate")
+    return prompts
+
+# %% ../nbs/11_cli.ipynb #5e184f72
 def _enhance(args):
-    import torch
+    "`vlm_grpo enhance`"
     from vlm_grpo_nb.vlm_wrapper import VLMWrapper
     from vlm_grpo_nb.config import set_seed
+    from vlm_grpo_nb.system import policy_folder
     s = _system(args)
-    pol_dir = None
-    if args.checkpoint:
-        ck = Path(args.checkpoint); pol_dir = ck/'policy' if (ck/'policy').is_dir() else ck
+    check_prompts(args.prompts, s.config)
+    pol_dir = policy_folder(args.checkpoint) if args.checkpoint else None
     if args.seed is not None: set_seed(args.seed)
     policy = VLMWrapper(str(pol_dir) if pol_dir else None, config=s.config)
     for p in args.prompts:
@@ -74,7 +108,9 @@ def _enhance(args):
             r = policy.enhance_prompt(p)
             print(f"{p} -> {r}" + (f"   [fallback: {r.reason}]" if getattr(r, 'fallback', False) else ''))
 
+# %% ../nbs/11_cli.ipynb #4948e84d
 def _evaluate(args):
+    "`vlm_grpo evaluate`"
     s = _system(args)
     res = s.evaluate(args.checkpoint, split=args.split)
     print(f"{res['n']} prompts: rewrite {res['reward_rewrite']:.4f} vs original {res['reward_original']:.4f} "
@@ -82,9 +118,20 @@ def _evaluate(args):
     for c, r in res['by_category'].items(): print(f"  {c:>15}: {r['reward_rewrite']:.4f} vs {r['reward_original']:.4f}, success {r['success_rate']:.0%}")
     print(f"written: {s.out/'evaluation.json'}")
 
+# %% ../nbs/11_cli.ipynb #0961d286
+def _user_errors()->tuple:
+    "The exception types that mean the user's input was wrong."
+    from vlm_grpo_nb.tiny import ModelNotAvailable
+    from vlm_grpo_nb.system import CheckpointError, OutputError
+    from vlm_grpo_nb.data import DataError
+    return (ConfigError, DataError, CheckpointError, OutputError, ModelNotAvailable, ValueError, OSError)
+
 def main(argv:list[str]|None=None):
     "Entry point of the `vlm_grpo` console script."
+    from vlm_grpo_nb.trainer import TrainingError
     args = make_parser().parse_args(argv)
     try: {'train': _train, 'enhance': _enhance, 'evaluate': _evaluate}[args.command](args)
-    except (ConfigError, FileNotFoundError, ValueError, RuntimeError) as e:
-        print(f'vlm_grpo {args.command}: error: {e}', file=sys.stderr); sys.exit(2)
+    except (TrainingError, *_user_errors()) as e:
+        if os.environ.get('VLM_GRPO_DEBUG'): raise
+        msg = ' '.join(str(e).split()) or type(e).__name__
+        print(f'vlm_grpo {args.command}: error: {msg}', file=sys.stderr); sys.exit(1 if isinstance(e, TrainingError) else 2)

@@ -18,36 +18,42 @@ from fastcore.basics import patch
 
 from .config import Config, load_config, resolve_device, get_logger
 from .tiny import resolve_model, set_offline
+from .clip_text import clip_token_ids, same_bpe
 
 # %% auto #0
-__all__ = ['log', 'COMPONENTS', 'BAD_FLAGS', 'NORMALIZATIONS', 'RewardResult', 'similarity_reward', 'consistency_reward',
+__all__ = ['log', 'COMPONENTS', 'NORMALIZATIONS', 'BAD_FLAGS', 'RewardResult', 'similarity_reward', 'consistency_reward',
            'length_penalty', 'repetition_penalty', 'RewardNormalizer', 'AestheticHead', 'CLIPRewardCalculator']
 
 # %% ../nbs/04_clip_reward.ipynb #9ae24827
 log = get_logger(__name__)
-COMPONENTS = ('relevance', 'alignment', 'quality', 'consistency', 'penalty')
-BAD_FLAGS = ('nan', 'black', 'flat')  # what the generator marks a broken image with
 
-# %% ../nbs/04_clip_reward.ipynb #eb15f720
+# %% ../nbs/04_clip_reward.ipynb #a32ff245
+COMPONENTS = ('relevance', 'alignment', 'quality', 'consistency', 'penalty')
+
+# %% ../nbs/04_clip_reward.ipynb #06502855
 def _nanmean(x:Tensor)->float:
     "Mean over the non-NaN entries; NaN if there are none."
     x = x[~torch.isnan(x)]
     return x.mean().item() if x.numel() else float('nan')
 
+# %% ../nbs/04_clip_reward.ipynb #eb15f720
 @dataclass
 class RewardResult:
     "Rewards for a batch of images: the weighted `total` and each unweighted component."
     total:Tensor                                             # (N,) float32 on CPU; NaN for images flagged bad
     breakdown:dict[str, Tensor] = field(default_factory=dict) # component name -> (N,) float32 on CPU, unweighted
     def __len__(self): return len(self.total)
-    def mean(self)->dict[str, float]:
-        "NaN-aware means of the total and of each component, for logging."
-        return {'total': _nanmean(self.total), **{k: _nanmean(v) for k, v in self.breakdown.items()}}
     def __repr__(self):
         cols = {'total': self.total, **self.breakdown}
         head = '  i ' + ''.join(f'{k:>12}' for k in cols)
         rows = [f'{i:>3} ' + ''.join(f'{v[i].item():>12.4f}' for v in cols.values()) for i in range(len(self))]
         return '\n'.join([head, *rows])
+
+# %% ../nbs/04_clip_reward.ipynb #5757dda5
+@patch
+def mean(self:RewardResult)->dict[str, float]:
+    "NaN-aware means of the total and of each component, for logging."
+    return {'total': _nanmean(self.total), **{k: _nanmean(v) for k, v in self.breakdown.items()}}
 
 # %% ../nbs/04_clip_reward.ipynb #65259b60
 def similarity_reward(
@@ -93,6 +99,7 @@ def length_penalty(
     if max_length <= lo: return -1.0
     return -min(1.0, (n_tokens - lo) / (max_length - lo))
 
+# %% ../nbs/04_clip_reward.ipynb #61058844
 def repetition_penalty(
     text:str,                 # the rewritten prompt
     max_fraction:float=0.5,   # largest share of one word that is not punished (`reward_settings.max_repeat_fraction`)
@@ -108,6 +115,7 @@ def repetition_penalty(
 # %% ../nbs/04_clip_reward.ipynb #08b59fdc
 NORMALIZATIONS = ('raw', 'affine', 'running')
 
+# %% ../nbs/04_clip_reward.ipynb #236ed873
 class RewardNormalizer:
     "Normalise reward components: 'raw', 'affine' (scale * r + shift) or 'running' (EMA mean/std), with a checkpointable state."
     def __init__(self,
@@ -116,27 +124,8 @@ class RewardNormalizer:
                  shift:float=0.0,       # 'affine': then add this
                  momentum:float=0.01,   # 'running': weight of each new batch in the moving averages, in (0, 1]
                  eps:float=1e-6):       # 'running': added to the variance, so a constant score does not divide by 0
-        if mode not in NORMALIZATIONS:
-            raise ValueError(f"reward_settings.normalization is {mode!r}; allowed: {', '.join(map(repr, NORMALIZATIONS))}")
-        if not 0 < momentum <= 1: raise ValueError(f"reward_settings.running_momentum is {momentum}; must be in (0, 1]")
         self.mode, self.scale, self.shift, self.momentum, self.eps = mode, scale, shift, momentum, eps
         self.stats = {}  # name -> {'mean', 'sq', 'count'}: moving mean and mean of squares, batches seen
-
-    def update(self, name:str, x:Tensor):
-        "Fold the finite values of `x` into the moving averages of component `name`."
-        x = x[torch.isfinite(x)].double()
-        if not x.numel(): return
-        s = self.stats.get(name)
-        if s is None: self.stats[name] = {'mean': x.mean().item(), 'sq': (x**2).mean().item(), 'count': 1}; return
-        m = self.momentum
-        s['mean'] = (1 - m) * s['mean'] + m * x.mean().item()
-        s['sq'] = (1 - m) * s['sq'] + m * (x**2).mean().item()
-        s['count'] += 1
-
-    def mean_std(self, name:str)->tuple[float, float]:
-        "The current running mean and std of component `name`."
-        s = self.stats[name]
-        return s['mean'], math.sqrt(max(s['sq'] - s['mean']**2, 0.0) + self.eps)
 
     def __call__(self,
                  name:str,          # component name, the key of its running stats
@@ -147,27 +136,62 @@ class RewardNormalizer:
         "Normalise one component's scores."
         if self.mode == 'raw': return x
         if self.mode == 'affine': return self.scale * x + self.shift
-        if update: self.update(name, x if valid is None else x[valid])
-        if name in self.stats: mean, std = self.mean_std(name)
-        else:  # nothing seen yet and not allowed to learn: this batch's own statistics, kept nowhere
-            v = (x if valid is None else x[valid]).double()
-            v = v[torch.isfinite(v)]
-            mean = v.mean().item() if v.numel() else 0.0
-            std = math.sqrt(v.var(correction=0).item() + self.eps) if v.numel() else 1.0
-        return (x - mean) / std
+        return self._running(name, x, valid, update)
 
-    def state_dict(self)->dict:
-        "The normalisation mode and running statistics, for a checkpoint."
-        return {'mode': self.mode, 'stats': {k: dict(v) for k, v in self.stats.items()}}
+# %% ../nbs/04_clip_reward.ipynb #811a6a02
+@patch
+def update(self:RewardNormalizer, name:str, x:Tensor):
+    "Fold the finite values of `x` into the moving averages of component `name`."
+    x = x[torch.isfinite(x)].double()
+    if not x.numel(): return
+    s = self.stats.get(name)
+    if s is None: self.stats[name] = {'mean': x.mean().item(), 'sq': (x**2).mean().item(), 'count': 1}; return
+    m = self.momentum
+    s['mean'] = (1 - m) * s['mean'] + m * x.mean().item()
+    s['sq'] = (1 - m) * s['sq'] + m * (x**2).mean().item()
+    s['count'] += 1
 
-    def load_state_dict(self, state:dict):
-        "Restore what `state_dict` returned; the mode must match."
-        if not isinstance(state, dict) or set(state) != {'mode', 'stats'}:
-            raise ValueError(f"not a reward normaliser state: expected keys 'mode' and 'stats', got {state!r:.200}")
-        if state['mode'] != self.mode:
-            raise ValueError(f"the saved reward state uses normalization {state['mode']!r}, but reward_settings.normalization "
-                             f"is {self.mode!r}; set it back to {state['mode']!r} to resume, or drop the reward state")
-        self.stats = {k: dict(v) for k, v in state['stats'].items()}
+# %% ../nbs/04_clip_reward.ipynb #1896c8c1
+@patch
+def mean_std(self:RewardNormalizer, name:str)->tuple[float, float]:
+    "The current running mean and std of component `name`."
+    s = self.stats[name]
+    return s['mean'], math.sqrt(max(s['sq'] - s['mean']**2, 0.0) + self.eps)
+
+# %% ../nbs/04_clip_reward.ipynb #c00f78af
+def _batch_mean_std(x:Tensor, eps:float)->tuple[float, float]:
+    "Mean and std of the finite values of `x`; 0 and 1 if there are none."
+    v = x.double()
+    v = v[torch.isfinite(v)]
+    mean = v.mean().item() if v.numel() else 0.0
+    std = math.sqrt(v.var(correction=0).item() + eps) if v.numel() else 1.0
+    return mean, std
+
+# %% ../nbs/04_clip_reward.ipynb #10d78ce2
+@patch
+def _running(self:RewardNormalizer, name:str, x:Tensor, valid:Tensor|None, update:bool)->Tensor:
+    "'running' mode: fold `x[valid]` into the stats if `update`, then standardise `x` with them (or with its own)."
+    if update: self.update(name, x if valid is None else x[valid])
+    if name in self.stats: mean, std = self.mean_std(name)
+    else: mean, std = _batch_mean_std(x if valid is None else x[valid], self.eps)
+    return (x - mean) / std
+
+# %% ../nbs/04_clip_reward.ipynb #a1c9a452
+@patch
+def state_dict(self:RewardNormalizer)->dict:
+    "The normalisation mode and running statistics, for a checkpoint."
+    return {'mode': self.mode, 'stats': {k: dict(v) for k, v in self.stats.items()}}
+
+# %% ../nbs/04_clip_reward.ipynb #ee706ca9
+@patch
+def load_state_dict(self:RewardNormalizer, state:dict):
+    "Restore what `state_dict` returned; the mode must match."
+    if not isinstance(state, dict) or set(state) != {'mode', 'stats'}:
+        raise ValueError(f"not a reward normaliser state: expected keys 'mode' and 'stats', got {state!r:.200}")
+    if state['mode'] != self.mode:
+        raise ValueError(f"the saved reward state uses normalization {state['mode']!r}, but reward_settings.normalization "
+                         f"is {self.mode!r}; set it back to {state['mode']!r} to resume, or drop the reward state")
+    self.stats = {k: dict(v) for k, v in state['stats'].items()}
 
 # %% ../nbs/04_clip_reward.ipynb #bd8cc202
 class AestheticHead(nn.Module):
@@ -181,6 +205,16 @@ class AestheticHead(nn.Module):
     def forward(self, x:Tensor)->Tensor: # (N, embed_dim) -> (N,)
         return self.layers(F.normalize(x.float(), dim=-1)).squeeze(-1)
 
+# %% ../nbs/04_clip_reward.ipynb #a94f42fa
+def _read_weights(path:Path)->dict:
+    "The state dict in a .safetensors or .pth/.pt/.bin file named by `model_settings.aesthetic_head`."
+    if not path.is_file(): raise FileNotFoundError(f"model_settings.aesthetic_head: no weights file at {str(path)!r}")
+    if path.suffix == '.safetensors':
+        from safetensors.torch import load_file
+        return load_file(str(path))
+    if path.suffix in ('.pth', '.pt', '.bin'): return torch.load(path, map_location='cpu', weights_only=True)
+    raise ValueError(f"model_settings.aesthetic_head: {path.name!r} must be a .pth or .safetensors file")
+
 # %% ../nbs/04_clip_reward.ipynb #c6035e24
 @patch(cls_method=True)
 def from_file(cls:AestheticHead,
@@ -189,12 +223,7 @@ def from_file(cls:AestheticHead,
              )->AestheticHead:
     "Load an aesthetic head from a weights file, checking that it fits `embed_dim`."
     path = Path(path).expanduser()
-    if not path.is_file(): raise FileNotFoundError(f"model_settings.aesthetic_head: no weights file at {str(path)!r}")
-    if path.suffix == '.safetensors':
-        from safetensors.torch import load_file
-        sd = load_file(str(path))
-    elif path.suffix in ('.pth', '.pt', '.bin'): sd = torch.load(path, map_location='cpu', weights_only=True)
-    else: raise ValueError(f"model_settings.aesthetic_head: {path.name!r} must be a .pth or .safetensors file")
+    sd = _read_weights(path)
     if 'layers.0.weight' not in sd:
         raise ValueError(f"model_settings.aesthetic_head: {str(path)!r} is not a LAION aesthetic head (no 'layers.0.weight'; "
                          f"keys: {', '.join(list(sd)[:6])})")
@@ -207,15 +236,52 @@ def from_file(cls:AestheticHead,
     except RuntimeError as e: raise ValueError(f"model_settings.aesthetic_head: {str(path)!r} does not fit: {e}") from None
     return head.eval().requires_grad_(False)
 
-# %% ../nbs/04_clip_reward.ipynb #0b0a0f82
-def _check_reward_settings(rs:Config):
-    "Check the reward settings that the config schema does not range-check."
-    def bad(k, v, want): raise ValueError(f"reward_settings.{k} is {v!r}; {want}")
-    if not 0 < rs.length_penalty_start <= 1: bad('length_penalty_start', rs.length_penalty_start, 'must be in (0, 1]')
-    if not 0 <= rs.max_repeat_fraction <= 1: bad('max_repeat_fraction', rs.max_repeat_fraction, 'must be in [0, 1]')
-    if rs.text_cache_size < 0: bad('text_cache_size', rs.text_cache_size, 'must be >= 0 (0 turns the cache off)')
-    if rs.similarity_scale <= 0: bad('similarity_scale', rs.similarity_scale, 'must be > 0')
+# %% ../nbs/04_clip_reward.ipynb #da60fd36
+def _locate_clip(
+    model:str|None,       # the constructor's `model`; None: model_settings.clip_model
+    pretrained:str|None,  # the constructor's `pretrained`; None: model_settings.clip_pretrained
+    ms:Config,            # the config's model_settings
+)->tuple[str, str|None]:  # open_clip location, and the pretrained tag (None unless the location is a model name)
+    "Resolve the reward CLIP's location and its pretrained tag."
+    if ms.offline: set_offline(True)
+    spec = model if model is not None else ms.clip_model
+    location = resolve_model(spec, 'reward', cache_dir=ms.cache_dir, timeout=ms.hub_timeout,
+                             pretrained=pretrained if pretrained is not None else ms.clip_pretrained)
+    if not location.startswith(('local-dir:', 'hf-hub:')):
+        return location, pretrained if pretrained is not None else ms.clip_pretrained
+    if pretrained is not None:
+        raise ValueError(f"pretrained={pretrained!r} only applies to an open_clip model name; {spec!r} brings its own weights")
+    return location, None
 
+# %% ../nbs/04_clip_reward.ipynb #f89c4227
+def _load_clip(location:str, pretrained:str|None, device:torch.device)->tuple[nn.Module, object]:
+    "The open_clip model at `location` on `device`, in eval mode with gradients off, and its tokenizer."
+    import open_clip
+    model, _, _ = open_clip.create_model_and_transforms(location, pretrained=pretrained, device=device)
+    return model.eval().requires_grad_(False), open_clip.get_tokenizer(location)
+
+# %% ../nbs/04_clip_reward.ipynb #bea59ff2
+def _embed_dim(model:nn.Module, image_size:tuple, device:torch.device)->int:
+    "The size of `model`'s image embeddings."
+    d = getattr(model.visual, 'output_dim', None)
+    if isinstance(d, int): return d
+    with torch.inference_mode(): return model.encode_image(torch.zeros(1, 3, *image_size, device=device)).shape[-1]
+
+# %% ../nbs/04_clip_reward.ipynb #23b3440d
+def _load_aesthetic(
+    path:str|None,        # model_settings.aesthetic_head
+    weight:float,         # reward_settings.weights.quality
+    embed_dim:int,        # the reward model's image embedding size
+    device:torch.device,  # where the head goes
+)->AestheticHead|None:    # the head, or None if no file is named
+    "The quality head named by the config, on `device`; None (said once in the log if `quality` is weighted) without one."
+    if path: return AestheticHead.from_file(path, embed_dim).to(device)
+    if weight:
+        log.info(f"reward_settings.weights.quality = {weight} is ignored: no aesthetic head "
+                 "(set model_settings.aesthetic_head to a weights file to score quality)")
+    return None
+
+# %% ../nbs/04_clip_reward.ipynb #0b0a0f82
 class CLIPRewardCalculator:
     "Score images against prompts with an open_clip CLIP model: relevance, alignment, quality, consistency, penalty."
     def __init__(self,
@@ -224,39 +290,24 @@ class CLIPRewardCalculator:
                  device:str|torch.device|None=None, # default device_settings.reward
                  pretrained:str|None=None,  # open_clip pretrained tag for a model name; default model_settings.clip_pretrained
                 ):
-        import open_clip
         self.config = cfg = config if config is not None else load_config()
         ms, rs = cfg.model_settings, cfg.reward_settings
-        _check_reward_settings(rs)
-        if ms.offline: set_offline(True)
-        spec = model if model is not None else ms.clip_model
-        self.location = resolve_model(spec, 'reward', cache_dir=ms.cache_dir, timeout=ms.hub_timeout,
-                                      pretrained=pretrained if pretrained is not None else ms.clip_pretrained)
-        is_name = not self.location.startswith(('local-dir:', 'hf-hub:'))
-        if pretrained is not None and not is_name:
-            raise ValueError(f"pretrained={pretrained!r} only applies to an open_clip model name; {spec!r} brings its own weights")
-        self.pretrained = (pretrained if pretrained is not None else ms.clip_pretrained) if is_name else None
+        self.location, self.pretrained = _locate_clip(model, pretrained, ms)
         self.device = torch.device(device) if device is not None else resolve_device(cfg.device_settings.reward)
-        self.model, _, _ = open_clip.create_model_and_transforms(self.location, pretrained=self.pretrained, device=self.device)
-        self.model.eval().requires_grad_(False)
-        self.tokenizer = open_clip.get_tokenizer(self.location)
+        self.model, self.tokenizer = _load_clip(self.location, self.pretrained, self.device)
         self._read_preprocess_cfg()
         self.weights = {k: float(rs.weights[k]) for k in COMPONENTS}
-        self.aesthetic = None
-        if ms.aesthetic_head:
-            self.aesthetic = AestheticHead.from_file(ms.aesthetic_head, self.embed_dim).to(self.device)
-        elif self.weights['quality']:
-            log.info(f"reward_settings.weights.quality = {self.weights['quality']} is ignored: no aesthetic head "
-                     "(set model_settings.aesthetic_head to a weights file to score quality)")
+        self.aesthetic = _load_aesthetic(ms.aesthetic_head, self.weights['quality'], self.embed_dim, self.device)
         self.normalizer = RewardNormalizer(rs.normalization, rs.affine_scale, rs.affine_shift, rs.running_momentum)
         self.max_length = cfg.token_settings.max_prompt_length
-        self._text_cache, self.text_encodes, self.cache_hits = OrderedDict(), 0, 0
-        self._bpe, self._shared_bpe = OrderedDict(), None  # BPE ids of a SimpleTokenizer (see `_tokenize`)
-        self._fallback_tokenizer = None
+        self._init_caches()
 
-    def __repr__(self):
-        return (f"CLIPRewardCalculator({self.location!r}, pretrained={self.pretrained!r}, device={str(self.device)!r}, "
-                f"image_size={self.image_size}, embed_dim={self.embed_dim}, aesthetic={self.aesthetic is not None})")
+# %% ../nbs/04_clip_reward.ipynb #6b2f339d
+@patch
+def __repr__(self:CLIPRewardCalculator):
+    "Which model, on which device, with which image size and embedding size, and whether a quality head is loaded."
+    return (f"CLIPRewardCalculator({self.location!r}, pretrained={self.pretrained!r}, device={str(self.device)!r}, "
+            f"image_size={self.image_size}, embed_dim={self.embed_dim}, aesthetic={self.aesthetic is not None})")
 
 # %% ../nbs/04_clip_reward.ipynb #5259e93e
 @patch
@@ -275,10 +326,15 @@ def _read_preprocess_cfg(self:CLIPRewardCalculator):
     self.resize_mode, self.fill = pc.get('resize_mode') or 'shortest', pc.get('fill_color', 0) / 255
     self._mean_t = torch.tensor(self.mean, device=self.device).view(1, 3, 1, 1)
     self._std_t = torch.tensor(self.std, device=self.device).view(1, 3, 1, 1)
-    d = getattr(vis, 'output_dim', None)
-    if not isinstance(d, int):
-        with torch.inference_mode(): d = self.model.encode_image(torch.zeros(1, 3, *self.image_size, device=self.device)).shape[-1]
-    self.embed_dim = d
+    self.embed_dim = _embed_dim(self.model, self.image_size, self.device)
+
+# %% ../nbs/04_clip_reward.ipynb #1d4b85fc
+@patch
+def _init_caches(self:CLIPRewardCalculator):
+    "Empty the text-embedding cache and its counters, the BPE memo, and the fallback tokenizer."
+    self._text_cache, self.text_encodes, self.cache_hits = OrderedDict(), 0, 0
+    self._bpe, self._shared_bpe = OrderedDict(), None  # BPE ids of a SimpleTokenizer (see `_tokenize`)
+    self._fallback_tokenizer = None
 
 # %% ../nbs/04_clip_reward.ipynb #8079e4d3
 def _fit(x:Tensor, size:tuple, mode:str='shortest', interpolation:str='bicubic', fill:float=0.0)->Tensor:
@@ -317,11 +373,25 @@ def _check_tensor(x:Tensor, where:str, index:list|None=None):
         i = int(bad.nonzero()[0])
         raise ValueError(f"image {name(i)} has values in [{lo[i].item():.3g}, {hi[i].item():.3g}]; images must be in [0, 1]")
 
+# %% ../nbs/04_clip_reward.ipynb #db1af5e5
 def _pil_to_tensor(im, i:int)->Tensor:
+    "An RGB PIL image as a (3,H,W) float tensor in [0, 1]; `i` names it in the error for any other mode."
     if im.mode != 'RGB':
         raise ValueError(f"image {i} is a PIL image in mode {im.mode!r}; pass RGB images (e.g. im.convert('RGB'))")
     return torch.from_numpy(np.asarray(im, dtype=np.uint8).copy()).permute(2, 0, 1).float() / 255
 
+# %% ../nbs/04_clip_reward.ipynb #508c8c70
+def _check_image(im, i:int)->Tensor:
+    "One listed image, checked: a PIL image as a tensor, a (3,H,W) float tensor in [0, 1] as it is; `i` names it."
+    import PIL.Image
+    if isinstance(im, PIL.Image.Image): return _pil_to_tensor(im, i)
+    if not isinstance(im, Tensor):
+        raise TypeError(f"image {i} is a {type(im).__name__}; expected a PIL image or a (3, H, W) float tensor in [0, 1]")
+    if im.dim() != 3: raise ValueError(f"image {i} has shape {tuple(im.shape)}; a listed tensor image must be (3, H, W)")
+    _check_tensor(im[None], f'image {i}', [i])
+    return im
+
+# %% ../nbs/04_clip_reward.ipynb #1311db46
 def _check_images(images, index:list|None=None)->Tensor|list:
     "Validate `images`: a float (N,3,H,W) tensor, or a list of RGB PIL images / (3,H,W) float tensors; errors name `index[i]`."
     import PIL.Image
@@ -329,15 +399,7 @@ def _check_images(images, index:list|None=None)->Tensor|list:
         _check_tensor(images, 'images', index); return images
     if isinstance(images, PIL.Image.Image) or not isinstance(images, (list, tuple)):
         raise TypeError(f"images must be a list of PIL images or (3, H, W) tensors, or an (N, 3, H, W) tensor; got {type(images).__name__}")
-    out = []
-    for j, im in enumerate(images):
-        i = index[j] if index is not None else j
-        if isinstance(im, PIL.Image.Image): out.append(_pil_to_tensor(im, i))
-        elif isinstance(im, Tensor):
-            if im.dim() != 3: raise ValueError(f"image {i} has shape {tuple(im.shape)}; a listed tensor image must be (3, H, W)")
-            _check_tensor(im[None], f'image {i}', [i]); out.append(im)
-        else: raise TypeError(f"image {i} is a {type(im).__name__}; expected a PIL image or a (3, H, W) float tensor in [0, 1]")
-    return out
+    return [_check_image(im, index[j] if index is not None else j) for j, im in enumerate(images)]
 
 # %% ../nbs/04_clip_reward.ipynb #27b7a1a9
 @patch
@@ -350,6 +412,7 @@ def _prep(self:CLIPRewardCalculator, images:Tensor|list)->Tensor:
     x = torch.cat([fit(b) for b in batch])
     return (x - self._mean_t) / self._std_t
 
+# %% ../nbs/04_clip_reward.ipynb #f50a2726
 @patch
 def preprocess(self:CLIPRewardCalculator,
                images, # list of RGB PIL images or (3,H,W) float tensors, or an (N,3,H,W) float tensor, in [0, 1]
@@ -369,6 +432,7 @@ def _features(self:CLIPRewardCalculator, images:Tensor|list)->Tensor:
         if not out: return torch.zeros(0, self.embed_dim, device=self.device)
         return F.normalize(torch.cat(out), dim=-1)
 
+# %% ../nbs/04_clip_reward.ipynb #8c59d897
 @patch
 def image_features(self:CLIPRewardCalculator,
                    images, # see `preprocess`
@@ -376,28 +440,30 @@ def image_features(self:CLIPRewardCalculator,
     "L2-normalised CLIP image embeddings, computed in chunks of `reward_settings.batch_size`."
     return self._features(_check_images(images))
 
-# %% ../nbs/04_clip_reward.ipynb #b3c13e37
-def _same_bpe(tok)->bool:
-    "Whether `tok` is a plain open_clip `SimpleTokenizer` with the vocabulary, merges and cleaning of `clip_tokenizer()`."
-    from open_clip.tokenizer import SimpleTokenizer
-    from vlm_grpo_nb.vlm_wrapper import clip_tokenizer
-    ref = clip_tokenizer()
-    return (isinstance(tok, SimpleTokenizer) and tok.reduction_fn is None and tok.clean_fn is ref.clean_fn
-            and tok.pat.pattern == ref.pat.pattern and tok.encoder == ref.encoder and tok.bpe_ranks == ref.bpe_ranks)
+# %% ../nbs/04_clip_reward.ipynb #813d8939
+def _check_texts(texts, name:str='texts', n:int|None=None)->list[str]:
+    "A list of non-empty strings (of length `n` if given), or a ValueError/TypeError naming `name`."
+    if isinstance(texts, str) or not isinstance(texts, (list, tuple)):
+        raise TypeError(f"`{name}` must be a list of strings, got {type(texts).__name__}")
+    for i, t in enumerate(texts):
+        if not isinstance(t, str): raise TypeError(f"`{name}[{i}]` must be a string, got {type(t).__name__} {t!r:.50}")
+        if not t.strip(): raise ValueError(f"`{name}[{i}]` is empty; every prompt must have some text")
+    if n is not None and len(texts) != n: raise ValueError(f"`{name}` has {len(texts)} entries, but there are {n} images")
+    return list(texts)
 
+# %% ../nbs/04_clip_reward.ipynb #b3c13e37
 @patch
 def _ids(self:CLIPRewardCalculator, text:str)->list[int]:
     "The BPE ids of `text` (no start or end token) from the reward's `SimpleTokenizer`, remembered."
-    if self._shared_bpe is None: self._shared_bpe = _same_bpe(self.tokenizer)
-    if self._shared_bpe:
-        from vlm_grpo_nb.vlm_wrapper import clip_token_ids
-        return list(clip_token_ids(text))
+    if self._shared_bpe is None: self._shared_bpe = same_bpe(self.tokenizer)
+    if self._shared_bpe: return list(clip_token_ids(text))
     ids = self._bpe.get(text)
     if ids is None:
         ids = self._bpe[text] = self.tokenizer.encode(text)
         if len(self._bpe) > max(self.config.reward_settings.text_cache_size, 1024): self._bpe.popitem(last=False)
     return ids
 
+# %% ../nbs/04_clip_reward.ipynb #83441c8f
 @patch
 def _tokenize(self:CLIPRewardCalculator, texts:list[str])->Tensor:
     "What `self.tokenizer(texts)` returns, built from remembered BPE ids when it is a plain `SimpleTokenizer`."
@@ -412,32 +478,14 @@ def _tokenize(self:CLIPRewardCalculator, texts:list[str])->Tensor:
         out[i, :len(row)] = torch.tensor(row)
     return out
 
-def _check_texts(texts, name:str='texts', n:int|None=None)->list[str]:
-    "A list of non-empty strings (of length `n` if given), or a ValueError/TypeError naming `name`."
-    if isinstance(texts, str) or not isinstance(texts, (list, tuple)):
-        raise TypeError(f"`{name}` must be a list of strings, got {type(texts).__name__}")
-    for i, t in enumerate(texts):
-        if not isinstance(t, str): raise TypeError(f"`{name}[{i}]` must be a string, got {type(t).__name__} {t!r:.50}")
-        if not t.strip(): raise ValueError(f"`{name}[{i}]` is empty; every prompt must have some text")
-    if n is not None and len(texts) != n: raise ValueError(f"`{name}` has {len(texts)} entries, but there are {n} images")
-    return list(texts)
-
+# %% ../nbs/04_clip_reward.ipynb #7634f7fd
 @patch
-def text_features(self:CLIPRewardCalculator,
-                  texts:list[str], # prompts; repeats are encoded once
-                 )->Tensor:        # (len(texts), D) L2-normalised, on the model's device
-    "L2-normalised CLIP text embeddings, with an LRU cache of `reward_settings.text_cache_size` texts."
-    texts = _check_texts(texts)
+def _encode_texts(self:CLIPRewardCalculator, texts:list[str])->dict[str, Tensor]:
+    "Embed distinct `texts` with the text tower, L2-normalised, caching each one if the cache is on."
     cache, size = self._text_cache, self.config.reward_settings.text_cache_size
-    uniq = list(dict.fromkeys(texts))
-    new = [t for t in uniq if t not in cache]
-    self.cache_hits += len(uniq) - len(new)
-    for t in uniq:
-        if t in cache: cache.move_to_end(t)
-    found = {t: cache[t] for t in uniq if t in cache}
-    bs = self.config.reward_settings.batch_size
-    for i in range(0, len(new), bs):
-        chunk = new[i:i + bs]
+    bs, found = self.config.reward_settings.batch_size, {}
+    for i in range(0, len(texts), bs):
+        chunk = texts[i:i + bs]
         with torch.inference_mode():
             emb = F.normalize(self.model.encode_text(self._tokenize(chunk).to(self.device)).float(), dim=-1)
         self.text_encodes += len(chunk)
@@ -446,6 +494,22 @@ def text_features(self:CLIPRewardCalculator,
             if size:
                 cache[t] = e
                 if len(cache) > size: cache.popitem(last=False)
+    return found
+
+# %% ../nbs/04_clip_reward.ipynb #681d833f
+@patch
+def text_features(self:CLIPRewardCalculator,
+                  texts:list[str], # prompts; repeats are encoded once
+                 )->Tensor:        # (len(texts), D) L2-normalised, on the model's device
+    "L2-normalised CLIP text embeddings, with an LRU cache of `reward_settings.text_cache_size` texts."
+    texts, cache = _check_texts(texts), self._text_cache
+    uniq = list(dict.fromkeys(texts))
+    new = [t for t in uniq if t not in cache]
+    self.cache_hits += len(uniq) - len(new)
+    for t in uniq:
+        if t in cache: cache.move_to_end(t)
+    found = {t: cache[t] for t in uniq if t in cache}
+    found.update(self._encode_texts(new))
     if not texts: return torch.zeros(0, self.embed_dim, device=self.device)
     return torch.stack([found[t] for t in texts])
 
@@ -465,12 +529,16 @@ def count_tokens(self:CLIPRewardCalculator, texts:list[str])->list[int]:
         self._fallback_tokenizer = SimpleTokenizer()
     return [len(self._fallback_tokenizer.encode(t)) + 2 for t in texts]
 
+# %% ../nbs/04_clip_reward.ipynb #8756bc0c
 @patch
 def penalty(self:CLIPRewardCalculator, texts:list[str])->Tensor:
     "The penalty (<= 0) of each text: length penalty plus repetition penalty."
     rs = self.config.reward_settings
     return torch.tensor([length_penalty(n, self.max_length, rs.length_penalty_start) + repetition_penalty(t, rs.max_repeat_fraction)
                          for t, n in zip(texts, self.count_tokens(texts))], dtype=torch.float32)
+
+# %% ../nbs/04_clip_reward.ipynb #8afed136
+BAD_FLAGS = ('nan', 'black', 'flat')  # what the generator marks a broken image with
 
 # %% ../nbs/04_clip_reward.ipynb #a94c8fe4
 def _check_flags(flags, n:int)->list[bool]:
@@ -484,6 +552,64 @@ def _check_flags(flags, n:int)->list[bool]:
             raise ValueError(f"`flags[{i}]` is {f!r}; a flag is None (image is fine) or one of {', '.join(map(repr, BAD_FLAGS))}")
     return [f is None for f in flags]
 
+# %% ../nbs/04_clip_reward.ipynb #27bea0ee
+def _check_group_size(group_size, n:int, weight:float)->int|None:
+    "`group_size` as an int dividing `n`, or None; it must be given when consistency has a `weight`."
+    if group_size is not None:
+        if not isinstance(group_size, numbers.Integral) or isinstance(group_size, bool) or group_size < 1 or n % group_size:
+            raise ValueError(f"`group_size` = {group_size!r} must be a positive integer dividing the number of images, {n}")
+        group_size = int(group_size)
+    if weight and group_size is None:
+        raise ValueError(f"reward_settings.weights.consistency is {weight}, so `group_size` must be given")
+    return group_size
+
+# %% ../nbs/04_clip_reward.ipynb #ceb566dc
+@patch
+def _check_batch(self:CLIPRewardCalculator, images, texts, original_prompts, group_size, flags)->tuple:
+    "Check `calculate_rewards`' arguments; return the texts, the original prompts, the usable-image flags and the group size."
+    if isinstance(images, (str, bytes)) or not hasattr(images, '__len__'):
+        raise TypeError(f"`images` must be a list of images or an (N, 3, H, W) tensor, got {type(images).__name__}")
+    n = len(images)
+    texts = _check_texts(texts, 'texts', n)
+    originals = _check_texts(original_prompts, 'original_prompts', n) if original_prompts is not None else texts
+    return texts, originals, _check_flags(flags, n), _check_group_size(group_size, n, self.weights['consistency'])
+
+# %% ../nbs/04_clip_reward.ipynb #2f65a548
+def _valid_images(images, ok:list[bool])->Tensor|list:
+    "The images that are not flagged, checked; errors name an image by its index in `images`."
+    idx = [i for i in range(len(ok)) if ok[i]]
+    return _check_images(images[torch.tensor(idx, dtype=torch.long)] if isinstance(images, Tensor) else [images[i] for i in idx], idx)
+
+# %% ../nbs/04_clip_reward.ipynb #91ab638c
+@patch
+def _embed_valid(self:CLIPRewardCalculator, images:Tensor|list, valid:Tensor)->Tensor:
+    "(N, D) embeddings of the checked `images` in the rows where `valid` is True; zeros in the others."
+    img = torch.zeros(len(valid), self.embed_dim, device=self.device, dtype=torch.float32)  # whatever the global default dtype
+    if valid.any(): img[valid] = self._features(images)
+    return img
+
+# %% ../nbs/04_clip_reward.ipynb #f3e9deb3
+@patch
+def _image_scores(self:CLIPRewardCalculator, img:Tensor, texts:list[str], originals:list[str],
+                  group_size:int|None, valid:Tensor)->dict[str, Tensor]:
+    "The model-based components for the embeddings `img`, NaN where not `valid`."
+    scale = self.config.reward_settings.similarity_scale
+    comps = {'relevance': similarity_reward(img, self.text_features(originals), scale),
+             'alignment': similarity_reward(img, self.text_features(texts), scale)}
+    if self.aesthetic is not None: comps['quality'] = self.aesthetic(img)
+    if self.weights['consistency']: comps['consistency'] = consistency_reward(img, group_size, valid)
+    nan = torch.full((len(img),), float('nan'), device=self.device, dtype=torch.float32)
+    return {k: torch.where(valid, v.float(), nan) for k, v in comps.items()}
+
+# %% ../nbs/04_clip_reward.ipynb #421aabbb
+@patch
+def _weighted_total(self:CLIPRewardCalculator, comps:dict[str, Tensor], valid:Tensor, update:bool)->Tensor:
+    "The weighted sum of the components, model scores normalised first (the penalty never is); NaN where not `valid`."
+    total = torch.zeros(len(valid), device=self.device, dtype=torch.float32)
+    for k, v in comps.items():
+        total = total + self.weights[k] * (v if k == 'penalty' else self.normalizer(k, v, valid, update=update))
+    return torch.where(valid, total, torch.full_like(total, float('nan')))
+
 # %% ../nbs/04_clip_reward.ipynb #3757d866
 @patch
 def calculate_rewards(self:CLIPRewardCalculator,
@@ -495,38 +621,13 @@ def calculate_rewards(self:CLIPRewardCalculator,
                       update_stats:bool=True,               # 'running' normalisation: fold this batch into the stats
                      )->RewardResult:
     "Score a batch: each component, normalised and weighted into a total; NaN total for flagged images."
-    if isinstance(images, (str, bytes)) or not hasattr(images, '__len__'):
-        raise TypeError(f"`images` must be a list of images or an (N, 3, H, W) tensor, got {type(images).__name__}")
-    n = len(images)
-    texts = _check_texts(texts, 'texts', n)
-    originals = _check_texts(original_prompts, 'original_prompts', n) if original_prompts is not None else texts
-    ok = _check_flags(flags, n)
-    w = self.weights
-    if group_size is not None:
-        if not isinstance(group_size, numbers.Integral) or isinstance(group_size, bool) or group_size < 1 or n % group_size:
-            raise ValueError(f"`group_size` = {group_size!r} must be a positive integer dividing the number of images, {n}")
-        group_size = int(group_size)
-    if w['consistency'] and group_size is None:
-        raise ValueError(f"reward_settings.weights.consistency is {w['consistency']}, so `group_size` must be given")
-    idx = [i for i in range(n) if ok[i]]
-    checked = _check_images(images[torch.tensor(idx, dtype=torch.long)] if isinstance(images, Tensor) else [images[i] for i in idx], idx)
+    texts, originals, ok, group_size = self._check_batch(images, texts, original_prompts, group_size, flags)
+    checked = _valid_images(images, ok)
     with torch.inference_mode():
         valid = torch.tensor(ok, dtype=torch.bool, device=self.device)
-        img = torch.zeros(n, self.embed_dim, device=self.device, dtype=torch.float32)  # whatever the global default dtype
-        if idx: img[valid] = self._features(checked)
-        scale = self.config.reward_settings.similarity_scale
-        comps = {'relevance': similarity_reward(img, self.text_features(originals), scale),
-                 'alignment': similarity_reward(img, self.text_features(texts), scale)}
-        if self.aesthetic is not None: comps['quality'] = self.aesthetic(img)
-        if w['consistency']: comps['consistency'] = consistency_reward(img, group_size, valid)
-        nan = torch.full((n,), float('nan'), device=self.device, dtype=torch.float32)
-        comps = {k: torch.where(valid, v.float(), nan) for k, v in comps.items()}
-        total = torch.zeros(n, device=self.device, dtype=torch.float32)
-        for k, v in comps.items(): total = total + w[k] * self.normalizer(k, v, valid, update=update_stats)
-        if w['penalty']:
-            comps['penalty'] = self.penalty(texts).to(self.device)
-            total = total + w['penalty'] * comps['penalty']
-        total = torch.where(valid, total, nan)
+        comps = self._image_scores(self._embed_valid(checked, valid), texts, originals, group_size, valid)
+        if self.weights['penalty']: comps['penalty'] = self.penalty(texts).to(self.device)
+        total = self._weighted_total(comps, valid, update_stats)
     cpu = lambda t: t.detach().to('cpu', torch.float32).clone()
     return RewardResult(cpu(total), {k: cpu(v) for k, v in comps.items()})
 
@@ -549,6 +650,7 @@ def state_dict(self:CLIPRewardCalculator)->dict:
     "The reward state a checkpoint needs: the normaliser's mode and running statistics."
     return self.normalizer.state_dict()
 
+# %% ../nbs/04_clip_reward.ipynb #206ca682
 @patch
 def load_state_dict(self:CLIPRewardCalculator, state:dict):
     "Restore the state returned by `state_dict` (e.g. from a checkpoint)."

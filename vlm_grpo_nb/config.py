@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_config.ipynb #22f4b1a0
 from __future__ import annotations
-import copy, json, logging, os, random, re, sys
+import copy, hashlib, json, logging, os, random, re, sys
 from pathlib import Path
 from importlib.resources import files
 
@@ -13,8 +13,8 @@ import torch
 
 # %% auto #0
 __all__ = ['ASSETS', 'DEFAULT_CONFIG', 'CLIP_MAX_TOKENS', 'PRESETS', 'Config', 'ConfigError', 'parse_set', 'load_config',
-           'resolve_device', 'resolve_dtype', 'apply_cpu_threads', 'set_seed', 'get_rng_state', 'set_rng_state',
-           'get_logger']
+           'resolve_device', 'resolve_dtype', 'apply_cpu_threads', 'set_seed', 'step_seed', 'get_rng_state',
+           'set_rng_state', 'get_logger']
 
 # %% ../nbs/00_config.ipynb #53be814e
 ASSETS = Path(str(files('vlm_grpo_nb'))) / 'assets'
@@ -38,8 +38,6 @@ class Config(dict):
 def _to_config(d): return Config({k: _to_config(v) for k, v in d.items()}) if isinstance(d, dict) else d
 
 # %% ../nbs/00_config.ipynb #063a37dd
-_DTYPES = ('auto', 'float32', 'float16', 'bfloat16')
-_DEVICE_RE = r'auto|cpu|mps|cuda(:\d+)?'
 _NULLABLE = {  # key: type of its value when it is not null
     'model_settings.aesthetic_head': str, 'model_settings.cache_dir': str,
     'generation_settings.prompt_template': str, 'generation_settings.vlm_generation.top_k': int,
@@ -51,35 +49,37 @@ _NULLABLE = {  # key: type of its value when it is not null
     'output_settings.wandb.entity': str, 'output_settings.wandb.run_name': str,
     'device_settings.cpu_threads': int,
 }
+
+# %% ../nbs/00_config.ipynb #89bc9c7d
+_DTYPES = ('auto', 'float32', 'float16', 'bfloat16')
 _CHOICES = {
-    'model_settings.sd_type': ('auto', 'sd3', 'sd15'),
-    'generation_settings.over_length': ('error', 'truncate'),
+    'model_settings.sd_type': ('auto', 'sd3', 'sd15'), 'generation_settings.over_length': ('error', 'truncate'),
     'generation_settings.image_generation.dtype': _DTYPES, 'device_settings.policy_dtype': _DTYPES,
     'reward_settings.normalization': ('raw', 'affine', 'running'),
-    'training_settings.advantage_scale': ('group', 'batch', 'none'),
-    'training_settings.loss_type': ('grpo', 'bnpo', 'dr_grpo'),
+    'training_settings.advantage_scale': ('group', 'batch', 'none'), 'training_settings.loss_type': ('grpo', 'bnpo', 'dr_grpo'),
     'data_settings.batching': ('random', 'category', 'difficulty', 'balanced'),
-    'output_settings.log_level': ('DEBUG', 'INFO', 'WARNING', 'ERROR'),
-    'output_settings.wandb.mode': ('offline', 'online', 'disabled'),
+    'output_settings.log_level': ('DEBUG', 'INFO', 'WARNING', 'ERROR'), 'output_settings.wandb.mode': ('offline', 'online', 'disabled'),
 }
-_PATTERNS = {f'device_settings.{k}': _DEVICE_RE for k in ('policy', 'generator', 'reward')}
-_RANGES = {  # key: (low, high, low inclusive)
-    'training_settings.learning_rate': (0, None, False), 'training_settings.group_size': (2, None, True),
-    'training_settings.batch_size': (1, None, True), 'training_settings.num_iterations': (0, None, True),
-    'training_settings.grpo_epochs': (1, None, True), 'training_settings.gradient_accumulation_steps': (1, None, True),
-    'training_settings.minibatch_size': (1, None, True), 'training_settings.update_ref_model_freq': (1, None, True),
-    'training_settings.clip_ratio': (0, None, False), 'training_settings.clip_ratio_high': (0, None, False),
-    'training_settings.kl_coef': (0, None, True), 'training_settings.gamma': (0, 1, True),
-    'training_settings.max_grad_norm': (0, None, False),
-    'training_settings.validation_freq': (1, None, True), 'training_settings.checkpoint_freq': (1, None, True),
+_PATTERNS = {f'device_settings.{k}': r'auto|cpu|mps|cuda(:\d+)?' for k in ('policy', 'generator', 'reward')}
+
+# %% ../nbs/00_config.ipynb #54232863
+_RANGES = {
+    **{f'training_settings.{k}': r for k, r in {
+        'learning_rate': (0, None, False), 'group_size': (2, None, True), 'batch_size': (1, None, True),
+        'num_iterations': (0, None, True), 'grpo_epochs': (1, None, True), 'gradient_accumulation_steps': (1, None, True),
+        'minibatch_size': (1, None, True), 'update_ref_model_freq': (1, None, True), 'clip_ratio': (0, None, False),
+        'clip_ratio_high': (0, None, False), 'kl_coef': (0, None, True), 'gamma': (0, 1, True), 'max_grad_norm': (0, None, False),
+        'validation_freq': (1, None, True), 'checkpoint_freq': (1, None, True), 'max_fallback_share': (0, 1, False),
+        'max_fallback_steps': (1, None, True)}.items()},
+    **{f'reward_settings.{k}': r for k, r in {
+        'batch_size': (1, None, True), 'running_momentum': (0, 1, False), 'similarity_scale': (0, None, False),
+        'max_repeat_fraction': (0, 1, True), 'length_penalty_start': (0, 1, False), 'text_cache_size': (0, None, True)}.items()},
     'token_settings.max_new_tokens': (1, None, True), 'token_settings.max_prompt_length': (1, CLIP_MAX_TOKENS, True),
     'token_settings.max_sequence_length': (2, None, True),
-    'generation_settings.vlm_generation.temperature': (0, None, False),
-    'generation_settings.vlm_generation.top_p': (0, 1, False),
+    'generation_settings.vlm_generation.temperature': (0, None, False), 'generation_settings.vlm_generation.top_p': (0, 1, False),
     'generation_settings.image_generation.num_inference_steps': (1, None, True),
     'generation_settings.image_generation.batch_size': (1, None, True),
-    'reward_settings.batch_size': (1, None, True), 'model_settings.hub_timeout': (0, None, False),
-    'device_settings.cpu_threads': (1, None, True),
+    'model_settings.hub_timeout': (0, None, False), 'device_settings.cpu_threads': (1, None, True),
 }
 
 # %% ../nbs/00_config.ipynb #c3a45994
@@ -88,26 +88,36 @@ class ConfigError(ValueError):
 
 def _fail(src, key, msg): raise ConfigError(f"{src}: `{key}` {msg}")
 
+# %% ../nbs/00_config.ipynb #76b7a05b
 def _tname(t): return {bool: 'a boolean', int: 'an integer', float: 'a number', str: 'a string',
                        list: 'a list', dict: 'a section'}.get(t, t.__name__)
 
+def _check_type(key, v, want, src):
+    "Return `v` if it has type `want` (ints widened to float), else fail naming the key."
+    ok = (isinstance(v, want) and not (want in (int, float) and isinstance(v, bool))) or \
+         (want is float and isinstance(v, int) and not isinstance(v, bool))
+    if not ok: _fail(src, key, f"must be {_tname(want)}, got {type(v).__name__} {v!r}")
+    return float(v) if want is float else v
+
+# %% ../nbs/00_config.ipynb #c1c0fbca
+def _check_allowed(key, v, src):
+    "Fail, naming the key, if `v` is not among its choices, does not match its pattern, or is out of its range."
+    if key in _CHOICES and v not in _CHOICES[key]: _fail(src, key, f"is {v!r}; allowed: {', '.join(map(repr, _CHOICES[key]))}")
+    if key in _PATTERNS and not re.fullmatch(_PATTERNS[key], v): _fail(src, key, f"is {v!r}; allowed: 'auto', 'cpu', 'mps', 'cuda' or 'cuda:N'")
+    if key not in _RANGES: return
+    lo, hi, inc = _RANGES[key]
+    if (lo is not None and (v < lo if inc else v <= lo)) or (hi is not None and v > hi):
+        _fail(src, key, f"is {v}; must be {'>=' if inc else '>'} {lo}" + (f" and <= {hi}" if hi is not None else ''))
+
+# %% ../nbs/00_config.ipynb #ff0b0e7a
 def _check_value(key, v, default, src):
     "Check one leaf value against its default's type, its choices and its range; return it (ints widened to float)."
     want = _NULLABLE.get(key, type(default))
     if v is None:
         if key in _NULLABLE: return v
         _fail(src, key, f"is null, but must be {_tname(want)}")
-    ok = (isinstance(v, want) and not (want in (int, float) and isinstance(v, bool))) or \
-         (want is float and isinstance(v, int) and not isinstance(v, bool))
-    if not ok: _fail(src, key, f"must be {_tname(want)}, got {type(v).__name__} {v!r}")
-    if want is float: v = float(v)
-    if key in _CHOICES and v not in _CHOICES[key]: _fail(src, key, f"is {v!r}; allowed: {', '.join(map(repr, _CHOICES[key]))}")
-    if key in _PATTERNS and not re.fullmatch(_PATTERNS[key], v): _fail(src, key, f"is {v!r}; allowed: 'auto', 'cpu', 'mps', 'cuda' or 'cuda:N'")
-    if key in _RANGES:
-        lo, hi, inc = _RANGES[key]
-        if (lo is not None and (v < lo if inc else v <= lo)) or (hi is not None and v > hi):
-            rng = f"{'>=' if inc else '>'} {lo}" + (f" and <= {hi}" if hi is not None else '')
-            _fail(src, key, f"is {v}; must be {rng}")
+    v = _check_type(key, v, want, src)
+    _check_allowed(key, v, src)
     return v
 
 # %% ../nbs/00_config.ipynb #af546668
@@ -125,7 +135,9 @@ def _merge(base:dict, new:dict, src:str, prefix:str='')->dict:
         else: out[k] = _check_value(key, v, base[k], src)
     return out
 
+# %% ../nbs/00_config.ipynb #254ed19d
 def _check_rules(cfg, src):
+    "The checks that involve several keys: the token budget adds up, and a minibatch fits in a step's batch."
     t = cfg['token_settings']
     if t['max_sequence_length'] != t['max_prompt_length'] + t['max_new_tokens']:
         _fail(src, 'token_settings.max_sequence_length',
@@ -147,6 +159,7 @@ def _deep_update(d:dict, u:dict)->dict:
         else: d[k] = v
     return d
 
+# %% ../nbs/00_config.ipynb #bd4b11de
 def parse_set(s:str)->tuple:
     "Parse a command-line override `key=value` into `(key, value)`, reading the value as JSON when it parses."
     if '=' not in s: raise ConfigError(f"override {s!r} must look like section.key=value")
@@ -166,12 +179,19 @@ PRESETS = {
 }
 
 # %% ../nbs/00_config.ipynb #268ae8cc
-def _read_json(path):
+def _read_json(path:str|Path):
+    "Read a JSON file; every way it can be unreadable is a one-line `ConfigError` naming the file."
     path = Path(path)
     if not path.exists(): raise ConfigError(f"{path}: config file not found")
-    try: return json.loads(path.read_text())
+    if path.is_dir(): raise ConfigError(f"{path}: is a folder; pass a JSON config file")
+    try: text = path.read_bytes().decode('utf-8')
+    except UnicodeDecodeError as e: raise ConfigError(f"{path}: not UTF-8 text (byte {e.start}); save the config as UTF-8 JSON") from None
+    except OSError as e: raise ConfigError(f"{path}: cannot be read ({e.strerror or e})") from None
+    if not text.strip(): raise ConfigError(f"{path}: the file is empty; a config is a JSON object such as {{}}")
+    try: return json.loads(text)
     except json.JSONDecodeError as e: raise ConfigError(f"{path}: not valid JSON (line {e.lineno}, column {e.colno}): {e.msg}") from None
 
+# %% ../nbs/00_config.ipynb #28d3f426
 def load_config(
     path:str|Path|None=None, # a user JSON file merged over the defaults (only the keys it changes)
     preset:str|None=None,    # a name from `PRESETS`, applied after the file
@@ -181,7 +201,7 @@ def load_config(
     cfg = _read_json(DEFAULT_CONFIG)
     if path is not None:
         user = _read_json(path)
-        if not isinstance(user, dict): raise ConfigError(f"{path}: the config must be a JSON object")
+        if not isinstance(user, dict): raise ConfigError(f"{path}: the config must be a JSON object ({{...}}), got a {type(user).__name__}")
         cfg = _merge(cfg, user, str(path))
     if preset is not None:
         if preset not in PRESETS: raise ConfigError(f"preset {preset!r} is unknown; presets: {', '.join(PRESETS)}")
@@ -205,6 +225,7 @@ def resolve_device(spec:str='auto')->torch.device:
         raise RuntimeError(f"device {spec!r} was asked for but CUDA is not available; set the device_settings entry to 'auto' or 'cpu'")
     return dev
 
+# %% ../nbs/00_config.ipynb #7a343abd
 def resolve_dtype(spec:str, device:torch.device)->torch.dtype:
     "Turn a config dtype ('auto', 'float32', 'float16', 'bfloat16') into a `torch.dtype` for `device`."
     if spec != 'auto': return getattr(torch, spec)
@@ -224,6 +245,17 @@ def set_seed(seed:int):
     random.seed(seed); np.random.seed(seed % 2**32); torch.manual_seed(seed)
     if torch.cuda.is_available(): torch.cuda.manual_seed_all(seed)
 
+# %% ../nbs/00_config.ipynb #246b310a
+def step_seed(
+    seed:int,       # the run's seed (`training_settings.seed`)
+    step:int,       # the counter within the stream: a training step, a validation chunk, a prompt index
+    stream:str,     # what the seed is for: 'sample', 'minibatch', 'noise', 'validate', ...
+)->int:             # a seed in [0, 2**63)
+    "A seed for (`seed`, `stream`, `step`), the same on every machine and distinct across streams."
+    h = hashlib.blake2b(f'{seed}/{stream}/{step}'.encode(), digest_size=8).digest()
+    return int.from_bytes(h, 'little') >> 1
+
+# %% ../nbs/00_config.ipynb #40f910b8
 def get_rng_state()->dict:
     "The random state of Python, NumPy and torch, for a checkpoint."
     st = {'python': random.getstate(), 'numpy': np.random.get_state(), 'torch': torch.get_rng_state()}

@@ -12,14 +12,17 @@ from typing import Iterator
 from .config import ASSETS
 
 # %% auto #0
-__all__ = ['REQUIRED_FIELDS', 'DIFFICULTIES', 'SHIPPED', 'DataError', 'load_prompts', 'filter_prompts', 'shuffle_prompts',
+__all__ = ['REQUIRED_FIELDS', 'DIFFICULTIES', 'SHIPPED', 'DataError', 'filter_prompts', 'load_prompts', 'shuffle_prompts',
            'epoch_batches', 'PromptBatches', 'save_jsonl', 'save_json', 'append_jsonl']
 
 # %% ../nbs/07_data.ipynb #200c4282
 REQUIRED_FIELDS = ('user_prompt', 'category', 'difficulty')
 DIFFICULTIES = ('easy', 'medium', 'hard')
+
+# %% ../nbs/07_data.ipynb #0f68e4c5
 SHIPPED = {'train': ASSETS/'train_prompts.jsonl', 'val': ASSETS/'val_prompts.jsonl'}
 
+# %% ../nbs/07_data.ipynb #6d14870a
 class DataError(ValueError):
     "A prompt file is malformed; the message names the file, the line and the field."
 
@@ -34,26 +37,17 @@ def _check_record(rec, path, n):
     if rec['difficulty'] not in DIFFICULTIES:
         raise DataError(f"{where}: field 'difficulty' is {rec['difficulty']!r}; allowed: {', '.join(DIFFICULTIES)}")
 
-def load_prompts(
-    path:str|Path|None=None,     # a JSONL file; None for the shipped file of `split`
-    split:str='train',           # 'train' or 'val', used when `path` is None
-    categories:list|None=None,   # keep only these categories
-    difficulties:list|None=None, # keep only these difficulties
-)->list[dict]:
-    "Read and validate a JSONL prompt file; every bad line raises a `DataError` naming the file, line and field."
-    if path is None:
-        if split not in SHIPPED: raise DataError(f"split {split!r} is unknown; shipped splits: {', '.join(SHIPPED)}")
-        path = SHIPPED[split]
-    path = Path(path)
+# %% ../nbs/07_data.ipynb #1e02aeaf
+def _read_text(path:Path)->str:
+    "The text of a prompt file; a missing, unreadable or non-UTF-8 file raises a `DataError` naming it."
     if not path.exists(): raise DataError(f"{path}: prompt file not found")
-    recs = []
-    for n, line in enumerate(path.read_text(encoding='utf-8').splitlines(), 1):
-        if not line.strip(): continue
-        try: rec = json.loads(line)
-        except json.JSONDecodeError as e: raise DataError(f"{path}:{n}: not valid JSON ({e.msg} at column {e.colno})") from None
-        _check_record(rec, path, n); recs.append(rec)
-    if not recs: raise DataError(f"{path}: no prompts in the file")
-    return filter_prompts(recs, categories, difficulties, source=path)
+    if path.is_dir(): raise DataError(f"{path}: is a folder; pass a JSONL file")
+    try: data = path.read_bytes()
+    except OSError as e: raise DataError(f"{path}: cannot read the file ({e.strerror or e}); check its permissions") from None
+    try: return data.decode('utf-8')
+    except UnicodeDecodeError as e:
+        n = data.count(b'\n', 0, e.start) + 1
+        raise DataError(f"{path}:{n}: not UTF-8 text (byte {data[e.start]:#04x}); save the file as UTF-8") from None
 
 # %% ../nbs/07_data.ipynb #0a95f83a
 def filter_prompts(
@@ -71,16 +65,47 @@ def filter_prompts(
         recs = [r for r in recs if r[field] in want]
     return recs
 
+# %% ../nbs/07_data.ipynb #ba979c8c
+def load_prompts(
+    path:str|Path|None=None,     # a JSONL file; None for the shipped file of `split`
+    split:str='train',           # 'train' or 'val', used when `path` is None
+    categories:list|None=None,   # keep only these categories
+    difficulties:list|None=None, # keep only these difficulties
+)->list[dict]:
+    "Read and validate a JSONL prompt file; every bad line raises a `DataError` naming the file, line and field."
+    if path is None:
+        if split not in SHIPPED: raise DataError(f"split {split!r} is unknown; shipped splits: {', '.join(SHIPPED)}")
+        path = SHIPPED[split]
+    path, recs = Path(path), []
+    for n, line in enumerate(_read_text(path).splitlines(), 1):
+        if not line.strip(): continue
+        try: rec = json.loads(line)
+        except json.JSONDecodeError as e: raise DataError(f"{path}:{n}: not valid JSON ({e.msg} at column {e.colno})") from None
+        _check_record(rec, path, n); recs.append(rec)
+    if not recs: raise DataError(f"{path}: no prompts in the file (it is empty or holds only blank lines)")
+    return filter_prompts(recs, categories, difficulties, source=path)
+
 # %% ../nbs/07_data.ipynb #5524f00c
 def shuffle_prompts(recs:list, seed:int)->list:
     "A seeded shuffle that leaves `recs` unchanged."
     out = list(recs); random.Random(seed).shuffle(out); return out
 
+# %% ../nbs/07_data.ipynb #c24bbad3
 def _groups(recs, field, seed):
     by = defaultdict(list)
     for r in recs: by[r[field]].append(r)
     return {k: shuffle_prompts(v, seed) for k, v in sorted(by.items())}
 
+# %% ../nbs/07_data.ipynb #ba5dc52d
+def _chunks(recs, by, seed):
+    if by == 'random': return [shuffle_prompts(recs, seed)]
+    if by in ('category', 'difficulty'): return list(_groups(recs, by, seed).values())
+    if by == 'balanced':
+        groups = list(_groups(recs, 'category', seed).values())
+        return [[g[i] for i in range(max(map(len, groups))) for g in groups if i < len(g)]]
+    raise ValueError(f"batching {by!r} is unknown; use 'random', 'category', 'difficulty' or 'balanced'")
+
+# %% ../nbs/07_data.ipynb #e492f0d8
 def epoch_batches(
     recs:list[dict],      # the records to batch
     batch_size:int,       # prompts per batch
@@ -90,13 +115,7 @@ def epoch_batches(
 )->list[list[dict]]:
     "One epoch of batches under a batching strategy."
     if batch_size < 1: raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    if by == 'random': chunks = [shuffle_prompts(recs, seed)]
-    elif by in ('category', 'difficulty'): chunks = list(_groups(recs, by, seed).values())
-    elif by == 'balanced':
-        groups = list(_groups(recs, 'category', seed).values())
-        chunks = [[g[i] for i in range(max(map(len, groups))) for g in groups if i < len(g)]]
-    else: raise ValueError(f"batching {by!r} is unknown; use 'random', 'category', 'difficulty' or 'balanced'")
-    out = [c[i:i+batch_size] for c in chunks for i in range(0, len(c), batch_size)]
+    out = [c[i:i+batch_size] for c in _chunks(recs, by, seed) for i in range(0, len(c), batch_size)]
     if drop_last: out = [b for b in out if len(b) == batch_size]
     if not out: raise ValueError(f"{len(recs)} prompts make no batch of {batch_size}; lower the batch size or set drop_last=False")
     return shuffle_prompts(out, seed + 1) if by != 'random' else out
@@ -117,23 +136,29 @@ class PromptBatches:
 # %% ../nbs/07_data.ipynb #2ed6443c
 def _atomic_write(path:str|Path, text:str)->Path:
     "Write `text` to a temporary file beside `path`, flush it to disk, then rename it over `path`."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.')
+    path, tmp = Path(path), None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.')
         with os.fdopen(fd, 'w', encoding='utf-8') as f: f.write(text); f.flush(); os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True); raise
+    except BaseException as e:
+        if tmp is not None: Path(tmp).unlink(missing_ok=True)
+        if not isinstance(e, OSError): raise
+        raise OSError(e.errno, f"cannot write {path} ({e.strerror or e}); the file there, if any, is unchanged") from e
     return path
 
+# %% ../nbs/07_data.ipynb #259bb0a7
 def save_jsonl(rows:list[dict], path:str|Path)->Path:
     "Write `rows` as JSONL atomically (temporary file, then rename)."
     return _atomic_write(path, ''.join(json.dumps(r, ensure_ascii=False) + '\n' for r in rows))
 
+# %% ../nbs/07_data.ipynb #32d81873
 def save_json(obj, path:str|Path)->Path:
     "Write `obj` as indented JSON atomically (temporary file, then rename)."
     return _atomic_write(path, json.dumps(obj, indent=2, ensure_ascii=False) + '\n')
 
+# %% ../nbs/07_data.ipynb #63f8f32a
 def append_jsonl(row:dict, path:str|Path):
     "Append one row to a JSONL log."
     with open(path, 'a', encoding='utf-8') as f: f.write(json.dumps(row, ensure_ascii=False) + '\n')

@@ -29,6 +29,7 @@ log = get_logger(__name__)
 BLACK_MAX = 0.02  # an image whose brightest pixel is below this is 'black'
 FLAT_STD = 1e-3   # an image whose pixel std is below this is 'flat'
 
+# %% ../nbs/03_sd_generator.ipynb #f1b567fc
 def check_images(
     x:Tensor, # (N,3,H,W) images, expected in [0,1]
 )->tuple[Tensor, list[str|None]]: # float32 copy (non-finite pixels -> 0, clamped to [0,1]), and one flag per image
@@ -53,6 +54,7 @@ def to_pil(
     arr = (x.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
     return [Image.fromarray(a) for a in arr]
 
+# %% ../nbs/03_sd_generator.ipynb #eca9bd00
 @dataclass(repr=False, eq=False)
 class ImageBatch:
     "Images rendered from prompts: tensors in [0,1], the seed and the check flag of each image, and the prompts."
@@ -73,20 +75,39 @@ class ImageBatch:
     def images(self)->list[Image.Image]:
         "PIL images, made on first access."
         return to_pil(self.tensors)
-    @property
-    def ok(self)->Tensor:
-        "(N,) bool mask of the images that passed the check, on the tensors' device."
-        return torch.tensor([f is None for f in self.flags], device=self.tensors.device)
-    @property
-    def n_flagged(self)->int: return sum(f is not None for f in self.flags)
-    def __repr__(self):
-        _, c, h, w = self.tensors.shape
-        return (f"ImageBatch({len(self)} images {c}x{h}x{w} on {self.tensors.device}, seeds={self.seeds}, "
-                f"flagged={self.n_flagged}{' ' + str(dict(Counter(f for f in self.flags if f))) if self.n_flagged else ''})")
+
+# %% ../nbs/03_sd_generator.ipynb #0edca3e8
+@patch(as_prop=True)
+def ok(self:ImageBatch)->Tensor:
+    "(N,) bool mask of the images that passed the check, on the tensors' device."
+    return torch.tensor([f is None for f in self.flags], device=self.tensors.device)
+
+# %% ../nbs/03_sd_generator.ipynb #463a65e6
+@patch(as_prop=True)
+def n_flagged(self:ImageBatch)->int: return sum(f is not None for f in self.flags)
+
+# %% ../nbs/03_sd_generator.ipynb #0872b47d
+@patch
+def __repr__(self:ImageBatch):
+    _, c, h, w = self.tensors.shape
+    return (f"ImageBatch({len(self)} images {c}x{h}x{w} on {self.tensors.device}, seeds={self.seeds}, "
+            f"flagged={self.n_flagged}{' ' + str(dict(Counter(f for f in self.flags if f))) if self.n_flagged else ''})")
+
+# %% ../nbs/03_sd_generator.ipynb #1724c22a
+@patch
+def to(self:ImageBatch, device:str|torch.device)->ImageBatch:
+    "A copy of the batch with its tensors on `device`; seeds, flags, prompts and `n_rendered` are kept."
+    out = ImageBatch(self.tensors.to(device), list(self.seeds), list(self.flags), list(self.prompts), self.n_rendered)
+    if 'images' in self.__dict__: out.images = self.images   # PIL images do not depend on the device
+    return out
+
+# %% ../nbs/03_sd_generator.ipynb #591f5e9b
+@patch
+def cpu(self:ImageBatch)->ImageBatch:
+    "A copy of the batch with its tensors on the CPU."
+    return self.to('cpu')
 
 # %% ../nbs/03_sd_generator.ipynb #23ec547f
-_KINDS = {'StableDiffusion3Pipeline': 'sd3', 'StableDiffusionPipeline': 'sd15'}
-
 def read_model_index(
     location:str,                 # a local diffusers folder or a hub id (already resolved with `resolve_model`)
     local_files_only:bool=False,  # never touch the network (offline mode)
@@ -94,6 +115,9 @@ def read_model_index(
     "Read a diffusers pipeline's `model_index.json`."
     from diffusers import DiffusionPipeline
     with quiet(): return dict(DiffusionPipeline.load_config(location, local_files_only=local_files_only))
+
+# %% ../nbs/03_sd_generator.ipynb #958a4ac6
+_KINDS = {'StableDiffusion3Pipeline': 'sd3', 'StableDiffusionPipeline': 'sd15'}
 
 def pipeline_kind(
     index:dict,          # the pipeline's `model_index.json`
@@ -114,6 +138,7 @@ def pipeline_kind(
                          f"set sd_type to {found!r} or 'auto'")
     return sd_type
 
+# %% ../nbs/03_sd_generator.ipynb #c14b082a
 def absent_components(index:dict)->dict:
     "The components that `model_index.json` lists as null, as `{name: None}` keyword arguments for `from_pretrained`."
     return {k: None for k, v in index.items()
@@ -135,15 +160,8 @@ class SD3Generator:
         device:str|torch.device|None=None, # default `device_settings.generator`
         dtype:str|torch.dtype|None=None,   # default `image_generation.dtype` ('auto': bf16/fp16 on CUDA, fp32 otherwise)
     ):
-        self.config = cfg = config if config is not None else load_config()
-        ms, ig = cfg.model_settings, cfg.generation_settings.image_generation
-        self.model = model if model is not None else ms.sd_model
-        if ms.offline: set_offline(True)
-        self.location = resolve_model(self.model, 'generator', cache_dir=ms.cache_dir, timeout=ms.hub_timeout)
-        self.device = device if isinstance(device, torch.device) else resolve_device(device or cfg.device_settings.generator)
-        self.dtype = dtype if isinstance(dtype, torch.dtype) else resolve_dtype(dtype or ig.dtype, self.device)
-        self.index = read_model_index(self.location, local_files_only=is_offline())
-        self.kind = pipeline_kind(self.index, ms.sd_type, self.location)
+        self.config = config if config is not None else load_config()
+        self._locate(model, device, dtype)
         t0 = time.perf_counter()
         self.pipe = self._load()
         self.memory = self._apply_memory_options()
@@ -151,11 +169,26 @@ class SD3Generator:
         self.flag_counts, self.n_images, self.n_rendered = Counter(), 0, 0
         log.info(f"loaded {self.kind} generator {self.model!r} in {time.perf_counter()-t0:.1f}s: {self}")
 
-    def __repr__(self):
-        ig = self.config.generation_settings.image_generation
-        return (f"SD3Generator(kind={self.kind!r}, model={self.model!r}, {self.height}x{self.width}, {self.device} "
-                f"{str(self.dtype).removeprefix('torch.')}, steps={ig.num_inference_steps}, guidance={ig.guidance_scale}"
-                f"{', memory=' + '+'.join(self.memory) if self.memory else ''})")
+# %% ../nbs/03_sd_generator.ipynb #39535f9a
+@patch
+def _locate(self:SD3Generator, model, device, dtype):
+    "Set the model, its location, device, dtype, index and pipeline kind from the arguments and the config."
+    cfg = self.config; ms, ig = cfg.model_settings, cfg.generation_settings.image_generation
+    self.model = model if model is not None else ms.sd_model
+    if ms.offline: set_offline(True)
+    self.location = resolve_model(self.model, 'generator', cache_dir=ms.cache_dir, timeout=ms.hub_timeout)
+    self.device = device if isinstance(device, torch.device) else resolve_device(device or cfg.device_settings.generator)
+    self.dtype = dtype if isinstance(dtype, torch.dtype) else resolve_dtype(dtype or ig.dtype, self.device)
+    self.index = read_model_index(self.location, local_files_only=is_offline())
+    self.kind = pipeline_kind(self.index, ms.sd_type, self.location)
+
+# %% ../nbs/03_sd_generator.ipynb #85d556fa
+@patch
+def __repr__(self:SD3Generator):
+    ig = self.config.generation_settings.image_generation
+    return (f"SD3Generator(kind={self.kind!r}, model={self.model!r}, {self.height}x{self.width}, {self.device} "
+            f"{str(self.dtype).removeprefix('torch.')}, steps={ig.num_inference_steps}, guidance={ig.guidance_scale}"
+            f"{', memory=' + '+'.join(self.memory) if self.memory else ''})")
 
 # %% ../nbs/03_sd_generator.ipynb #6022f582
 @patch
@@ -206,6 +239,7 @@ def image_size(
                                        f"multiple of {mult} (its native size is {native})")
     return size['height'], size['width']
 
+# %% ../nbs/03_sd_generator.ipynb #d72cbec2
 @patch
 def _image_size(self:SD3Generator)->tuple[int, int]:
     "The image size from the config, checked against the loaded pipeline."
@@ -222,6 +256,7 @@ def _noise(self:SD3Generator, seeds:list[int])->tuple[Tensor, list[torch.Generat
     gens = [torch.Generator('cpu').manual_seed(s) for s in seeds]
     return torch.stack([torch.randn(shape, generator=g) for g in gens]), gens
 
+# %% ../nbs/03_sd_generator.ipynb #eb97f701
 @patch
 def initial_noise(self:SD3Generator, seeds:list[int])->Tensor:
     "The initial latents (N,C,h,w) that `seeds` give, in float32 on the CPU."
@@ -238,6 +273,7 @@ def check_prompts(prompts:list[str])->list[str]:
         if not p.strip(): raise ValueError(f"prompt {i} is empty ({p!r}); every image needs a prompt")
     return list(prompts)
 
+# %% ../nbs/03_sd_generator.ipynb #84fefb10
 def check_seeds(seeds:list[int], n:int)->list[int]:
     "Return `seeds` as a list of ints, or raise an error if there is not one valid seed per prompt."
     seeds = list(seeds)
@@ -258,6 +294,25 @@ def _render(self:SD3Generator, prompts:list[str], seeds:list[int])->Tensor:
                     output_type='pt')
     return out.images.to(self.device, torch.float32)
 
+# %% ../nbs/03_sd_generator.ipynb #e7abf1f1
+def _distinct(prompts:list[str], seeds:list[int])->tuple[list, list, list]:
+    "The distinct (prompt, seed) pairs, as prompts and seeds in first-seen order, and the pair of each image."
+    first = {}                                                  # (prompt, seed) -> its index among the distinct pairs
+    which = [first.setdefault(ps, len(first)) for ps in zip(prompts, seeds)]
+    return [p for p, _ in first], [s for _, s in first], which
+
+# %% ../nbs/03_sd_generator.ipynb #6a49c425
+@patch
+def _record(self:SD3Generator, flags:list, seeds:list[int], n_rendered:int):
+    "Add a call's images to the generator's counts, and log its flagged images."
+    n = len(flags)
+    self.n_images += n; self.n_rendered += n_rendered; bad = Counter(f for f in flags if f)
+    if bad:
+        self.flag_counts.update(bad)
+        log.warning(f"{sum(bad.values())} of {n} images flagged {dict(bad)} (seeds {[s for s, f in zip(seeds, flags) if f]}); "
+                    f"so far {sum(self.flag_counts.values())} of {self.n_images}")
+
+# %% ../nbs/03_sd_generator.ipynb #c9390f60
 @patch
 def generate_images(self:SD3Generator,
     prompts:list[str],           # one prompt per image
@@ -270,20 +325,15 @@ def generate_images(self:SD3Generator,
     seeds = [random.randrange(2**31) for _ in range(n)] if seeds is None else check_seeds(seeds, n)
     cs = self.config.generation_settings.image_generation.batch_size if chunk_size is None else chunk_size
     if not isinstance(cs, int) or isinstance(cs, bool) or cs < 1: raise ValueError(f"chunk_size must be a positive integer, got {cs!r}")
-    first = {}                                                  # (prompt, seed) -> its index among the distinct pairs
-    which = [first.setdefault(ps, len(first)) for ps in zip(prompts, seeds)]
-    up, us = [p for p, _ in first], [s for _, s in first]
+    up, us, which = _distinct(prompts, seeds)
     outs = [self._render(up[i:i+cs], us[i:i+cs])
             for i in tqdm(range(0, len(up), cs), disable=not progress, desc=f'rendering {n} images', unit='chunk', leave=False)]
     x, flags = check_images(torch.cat(outs))
     if len(up) < n: x, flags = x[torch.tensor(which, device=x.device)], [flags[j] for j in which]
-    self.n_images += n; self.n_rendered += len(up); bad = Counter(f for f in flags if f)
-    if bad:
-        self.flag_counts.update(bad)
-        log.warning(f"{sum(bad.values())} of {n} images flagged {dict(bad)} (seeds {[s for s, f in zip(seeds, flags) if f]}); "
-                    f"so far {sum(self.flag_counts.values())} of {self.n_images}")
+    self._record(flags, seeds, len(up))
     return ImageBatch(x, seeds, flags, prompts, len(up))
 
+# %% ../nbs/03_sd_generator.ipynb #781e4164
 @patch
 def generate_image(self:SD3Generator,
     prompt:str,           # the prompt
@@ -309,6 +359,7 @@ def group_seeds(self:SD3Generator,
     if same_noise: return [s for s in rng.sample(range(2**31), n_groups) for _ in range(group_size)]
     return rng.sample(range(2**31), n_groups * group_size)
 
+# %% ../nbs/03_sd_generator.ipynb #6189794b
 @patch
 def generate_groups(self:SD3Generator,
     prompts:list[str],         # n_groups*group_size prompts, in group order

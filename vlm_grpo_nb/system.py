@@ -4,20 +4,21 @@
 
 # %% ../nbs/10_system.ipynb #635a0a1e
 from __future__ import annotations
-import json, os, shutil, time
+import json, os, shutil, tempfile, time
 from pathlib import Path
 
 import numpy as np
 import torch
 from fastcore.basics import patch
 from .config import Config, load_config, get_logger, set_seed, get_rng_state, set_rng_state, apply_cpu_threads
-from .data import load_prompts, PromptBatches, append_jsonl, save_json
+from .data import load_prompts, PromptBatches, append_jsonl, save_json, save_jsonl
 from .trainer import GRPOTrainer
 from .validator import Validator, comparison_grid
 
 # %% auto #0
-__all__ = ['log', 'PLOT_KEYS', 'WandbLogger', 'CheckpointError', 'atomic_dir', 'VLMGRPOSystem', 'last_checkpoint',
-           'read_checkpoint', 'plot_history']
+__all__ = ['log', 'RESULT_MARKERS', 'RESUME_MUST_MATCH', 'PLOT_KEYS', 'WandbLogger', 'CheckpointError', 'atomic_dir',
+           'OutputError', 'has_results', 'check_output_dir', 'VLMGRPOSystem', 'checkpoints', 'last_checkpoint',
+           'read_checkpoint', 'check_resume_config', 'plot_history', 'policy_folder']
 
 # %% ../nbs/10_system.ipynb #fa5e55a8
 log = get_logger(__name__)
@@ -35,27 +36,41 @@ class WandbLogger:
                                   config=config.to_dict(), id=resume_id, resume='allow' if resume_id else None,
                                   settings=wandb.Settings(silent=True, console='off'))
         except Exception as e: self._fail('init', e)
-
-    def _fail(self, what, e):
-        self.failures += 1
-        log.warning(f'wandb {what} failed ({type(e).__name__}: {e}); training goes on without it')
-
-    def _call(self, what, f):
-        if self.run is None: return
-        try: f()
-        except Exception as e: self._fail(what, e)
-
     @property
     def id(self): return getattr(self.run, 'id', None)
-    def log(self, metrics:dict, step:int): self._call('log', lambda: self.run.log(metrics, step=step))
-    def log_validation(self, res:dict, step:int):
-        def f():
-            cols = ['user_prompt', 'category', 'difficulty', 'rewrite', 'reward_original', 'reward_rewrite', 'success']
-            table = self.wandb.Table(columns=cols, data=[[r[c] for c in cols] for r in res['rows']])
-            self.run.log({'val/table': table, **{f'val/{k}': v for k, v in res.items() if isinstance(v, (int, float))}}, step=step)
-        self._call('log_validation', f)
-    def log_images(self, key:str, path:Path, step:int): self._call('log_images', lambda: self.run.log({key: self.wandb.Image(str(path))}, step=step))
-    def finish(self): self._call('finish', lambda: self.run.finish())
+
+# %% ../nbs/10_system.ipynb #7d363047
+@patch
+def _fail(self:WandbLogger, what:str, e:Exception):
+    "Count and log a wandb failure."
+    self.failures += 1
+    log.warning(f'wandb {what} failed ({type(e).__name__}: {e}); training goes on without it')
+
+@patch
+def _call(self:WandbLogger, what:str, f):
+    "Run `f()` if there is a run; a failure is counted and logged, never raised."
+    if self.run is None: return
+    try: f()
+    except Exception as e: self._fail(what, e)
+
+# %% ../nbs/10_system.ipynb #b548c632
+@patch
+def log(self:WandbLogger, metrics:dict, step:int): self._call('log', lambda: self.run.log(metrics, step=step))
+
+@patch
+def log_validation(self:WandbLogger, res:dict, step:int):
+    "The validation rows as a table, and its numbers."
+    def f():
+        cols = ['user_prompt', 'category', 'difficulty', 'rewrite', 'reward_original', 'reward_rewrite', 'success']
+        table = self.wandb.Table(columns=cols, data=[[r[c] for c in cols] for r in res['rows']])
+        self.run.log({'val/table': table, **{f'val/{k}': v for k, v in res.items() if isinstance(v, (int, float))}}, step=step)
+    self._call('log_validation', f)
+
+# %% ../nbs/10_system.ipynb #64ecb863
+@patch
+def log_images(self:WandbLogger, key:str, path:Path, step:int): self._call('log_images', lambda: self.run.log({key: self.wandb.Image(str(path))}, step=step))
+@patch
+def finish(self:WandbLogger): self._call('finish', lambda: self.run.finish())
 
 # %% ../nbs/10_system.ipynb #ba42cfd2
 class CheckpointError(RuntimeError):
@@ -67,20 +82,20 @@ def _safe_rng(st:dict)->dict:
     return {**st, 'numpy': [name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)]}
 
 def _unsafe_rng(st:dict)->dict:
+    "Undo `_safe_rng` after loading."
     name, keys, pos, has_gauss, cached = st['numpy']
     py = st['python']
-    return {**st, 'numpy': (name, keys.numpy().astype(np.uint32), pos, has_gauss, cached),
-            'python': (py[0], tuple(py[1]), py[2])}
+    return {**st, 'numpy': (name, keys.numpy().astype(np.uint32), pos, has_gauss, cached), 'python': (py[0], tuple(py[1]), py[2])}
 
+# %% ../nbs/10_system.ipynb #0ecfc1c7
 def atomic_dir(dest:Path, write):
     "Call `write(tmp_folder)`, then rename the folder to `dest` (replacing an older one)."
     dest = Path(dest); tmp = dest.parent/f'.tmp-{dest.name}-{os.getpid()}'
     shutil.rmtree(tmp, ignore_errors=True); tmp.mkdir(parents=True)
     try:
         write(tmp)
-        for p in tmp.rglob('*'):
-            if p.is_file():
-                with open(p, 'rb') as f: os.fsync(f.fileno())
+        for p in (p for p in tmp.rglob('*') if p.is_file()):
+            with open(p, 'rb') as f: os.fsync(f.fileno())
         old = dest.parent/f'.old-{dest.name}-{os.getpid()}'
         if dest.exists(): dest.rename(old)
         tmp.rename(dest)
@@ -88,6 +103,33 @@ def atomic_dir(dest:Path, write):
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True); raise
     return dest
+
+# %% ../nbs/10_system.ipynb #080cdc0c
+class OutputError(ValueError):
+    "The results folder cannot be used; the message names it and says what to do."
+
+RESULT_MARKERS = ('metrics.jsonl', 'final_results.json', 'validation_iter_0.json')  # a folder with any of these holds a run
+
+def has_results(out:Path)->bool:
+    "Whether `out` holds the results of a run (its metrics, validations or checkpoints)."
+    return out.is_dir() and (any((out/f).exists() for f in RESULT_MARKERS) or any(out.glob('checkpoint_iter_*')))
+
+# %% ../nbs/10_system.ipynb #a0f189b0
+def check_output_dir(
+    out:str|Path,        # `output_settings.output_dir`
+    existing:bool=False, # True when resuming or evaluating: a folder with results is expected
+)->Path:
+    "Create `out` if needed, and make sure it can be written and holds no earlier run's results (unless `existing`)."
+    out = Path(out)
+    if out.exists() and not out.is_dir(): raise OutputError(f"{out}: is a file, not a folder; choose another --output (output_settings.output_dir)")
+    if not existing and has_results(out):
+        raise OutputError(f"{out}: already holds the results of a run; resume it with --resume last, or choose another --output "
+                          "(nothing in it was changed)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix='.write-probe-'): pass
+    except OSError as e: raise OutputError(f"{out}: cannot be written ({e.strerror or e}); choose another --output") from None
+    return out
 
 # %% ../nbs/10_system.ipynb #61374924
 class VLMGRPOSystem:
@@ -105,29 +147,38 @@ class VLMGRPOSystem:
 
     def __repr__(self): return f'VLMGRPOSystem(out={str(self.out)!r}, step={getattr(self.trainer, "step", None)})'
 
-# %% ../nbs/10_system.ipynb #aa10540f
+# %% ../nbs/10_system.ipynb #be3306ca
 @patch
-def initialize_components(self:VLMGRPOSystem, policy_path:str|Path|None=None):
-    "Load the policy (or `policy_path`), generator, reward model, prompts, trainer and validator."
-    from vlm_grpo_nb.vlm_wrapper import VLMWrapper
-    from vlm_grpo_nb.sd_generator import SD3Generator
-    from vlm_grpo_nb.clip_reward import CLIPRewardCalculator
-    cfg, tr, ds = self.config, self.config.training_settings, self.config.data_settings
-    self.out.mkdir(parents=True, exist_ok=True)
-    self.log = get_logger('vlm_grpo_nb', cfg.output_settings.log_level, self.out/'vlm_grpo_training.log')
-    set_seed(tr.seed)
-    threads = apply_cpu_threads(cfg)
-    t0 = time.perf_counter()
-    self.policy = VLMWrapper(str(policy_path) if policy_path else None, config=cfg)
-    self.generator = SD3Generator(config=cfg)
-    self.reward = CLIPRewardCalculator(config=cfg)
-    self.log.info(f'components loaded in {time.perf_counter()-t0:.1f}s: policy {cfg.model_settings.vlm_model!r} on '
-                  f'{self.policy.device}, generator {cfg.model_settings.sd_model!r} on {self.generator.device}, '
-                  f'reward {cfg.model_settings.clip_model!r} on {self.reward.device}; {threads} CPU thread(s)')
+def load_data(self:VLMGRPOSystem):
+    "Read and check the training and validation prompts (`data_settings`), and the seeded training batches."
+    tr, ds = self.config.training_settings, self.config.data_settings
     self.train_recs = load_prompts(ds.train_file, 'train', ds.categories, ds.difficulties)
     self.val_recs = load_prompts(ds.val_file, 'val', ds.categories, ds.difficulties)
     if tr.num_validation_prompts: self.val_recs = self.val_recs[:tr.num_validation_prompts]
     self.batches = PromptBatches(self.train_recs, tr.batch_size, ds.batching, tr.seed)
+    return self
+
+# %% ../nbs/10_system.ipynb #aa10540f
+@patch
+def initialize_components(self:VLMGRPOSystem,
+    policy_path:str|Path|None=None, # load the policy from here (a checkpoint's) instead of `model_settings.vlm_model`
+    existing:bool=False,            # the results folder may hold a run already (resume, evaluate)
+):
+    "Check the results folder and the data, then load the policy, generator, reward model, trainer and validator."
+    from vlm_grpo_nb.vlm_wrapper import VLMWrapper
+    from vlm_grpo_nb.sd_generator import SD3Generator
+    from vlm_grpo_nb.clip_reward import CLIPRewardCalculator
+    cfg = self.config
+    check_output_dir(self.out, existing)
+    self.load_data()
+    self.log = get_logger('vlm_grpo_nb', cfg.output_settings.log_level, self.out/'vlm_grpo_training.log')
+    set_seed(cfg.training_settings.seed)
+    threads, t0 = apply_cpu_threads(cfg), time.perf_counter()
+    self.policy = VLMWrapper(str(policy_path) if policy_path else None, config=cfg)
+    self.generator, self.reward = SD3Generator(config=cfg), CLIPRewardCalculator(config=cfg)
+    self.log.info(f'components loaded in {time.perf_counter()-t0:.1f}s: policy {cfg.model_settings.vlm_model!r} on '
+                  f'{self.policy.device}, generator {cfg.model_settings.sd_model!r} on {self.generator.device}, '
+                  f'reward {cfg.model_settings.clip_model!r} on {self.reward.device}; {threads} CPU thread(s)')
     self.trainer = GRPOTrainer(self.policy, self.generator, self.reward, cfg)
     self.validator = Validator(self.policy, self.generator, self.reward, cfg)
     self.history, self.validations, self.best = [], [], None
@@ -137,7 +188,6 @@ def initialize_components(self:VLMGRPOSystem, policy_path:str|Path|None=None):
 @patch
 def save_checkpoint(self:VLMGRPOSystem)->Path:
     "Write `checkpoint_iter_N` atomically and keep only the newest `keep_checkpoints`."
-    step = self.trainer.step
     def write(d):
         self.policy.save(d/'policy')
         if self.trainer.ref_model is not None:
@@ -147,17 +197,22 @@ def save_checkpoint(self:VLMGRPOSystem)->Path:
                     'validations': [{k: v for k, v in r.items() if k != 'rows'} for r in self.validations],
                     'best': self.best, 'wandb_id': self.wandb.id}, d/'trainer_state.pt')
         self.config.save(d/'config.json')
-    path = atomic_dir(self.out/f'checkpoint_iter_{step}', write)
-    cks = sorted(self.out.glob('checkpoint_iter_*'), key=lambda p: int(p.name.rsplit('_', 1)[1]))
-    for old in cks[:-self.config.output_settings.keep_checkpoints]: shutil.rmtree(old, ignore_errors=True)
+    path = atomic_dir(self.out/f'checkpoint_iter_{self.trainer.step}', write)
+    for old in checkpoints(self.out)[:-self.config.output_settings.keep_checkpoints]: shutil.rmtree(old, ignore_errors=True)
     self.log.info(f'checkpoint saved: {path}')
     return path
 
-def last_checkpoint(out_dir:str|Path)->Path|None:
-    "The newest complete `checkpoint_iter_N` in `out_dir` (temporary folders of interrupted writes are ignored)."
+# %% ../nbs/10_system.ipynb #685f6884
+def checkpoints(out_dir:str|Path)->list[Path]:
+    "The `checkpoint_iter_N` folders in `out_dir`, by N."
     cks = [p for p in Path(out_dir).glob('checkpoint_iter_*') if p.is_dir() and p.name.rsplit('_', 1)[1].isdigit()]
-    return max(cks, key=lambda p: int(p.name.rsplit('_', 1)[1])) if cks else None
+    return sorted(cks, key=lambda p: int(p.name.rsplit('_', 1)[1]))
 
+def last_checkpoint(out_dir:str|Path)->Path|None:
+    "The newest complete `checkpoint_iter_N` in `out_dir`."
+    cks = checkpoints(out_dir); return cks[-1] if cks else None
+
+# %% ../nbs/10_system.ipynb #2f017dd5
 def read_checkpoint(path:str|Path)->dict:
     "Check a checkpoint folder and read its trainer state; errors name the file and what to do."
     path = Path(path)
@@ -167,42 +222,61 @@ def read_checkpoint(path:str|Path)->dict:
                                                         f"resume from an earlier checkpoint_iter_N or start afresh")
     try: st = torch.load(path/'trainer_state.pt', map_location='cpu', weights_only=True)
     except Exception as e:
-        raise CheckpointError(f"{path/'trainer_state.pt'}: unreadable ({type(e).__name__}: {str(e)[:200]}); the file is "
-                              f"damaged: resume from an earlier checkpoint_iter_N") from None
+        raise CheckpointError(f"{path/'trainer_state.pt'}: unreadable ({type(e).__name__}: {str(e).splitlines()[0][:160]}); "
+                              f"the file is damaged: resume from an earlier checkpoint_iter_N") from None
     for k in ('step', 'optimizer', 'rng', 'history'):
         if k not in st: raise CheckpointError(f"{path/'trainer_state.pt'}: has no {k!r}; not a vlm_grpo_nb checkpoint")
     return st
 
-# %% ../nbs/10_system.ipynb #9ca5c00f
-_RESUME_MUST_MATCH = ('seed', 'batch_size', 'group_size', 'grpo_epochs', 'minibatch_size', 'kl_coef', 'learning_rate')
+# %% ../nbs/10_system.ipynb #b083abb9
+RESUME_MUST_MATCH = tuple(f'training_settings.{k}' for k in ('seed', 'batch_size', 'group_size', 'grpo_epochs', 'minibatch_size',
+    'kl_coef', 'learning_rate', 'loss_type', 'advantage_scale', 'per_prompt_stats')) + ('model_settings.sd_model', 'model_settings.clip_model')
 
+def check_resume_config(path:Path, saved:Config, now:Config):
+    "Raise a `CheckpointError` naming the first setting in `RESUME_MUST_MATCH` that differs."
+    for key in RESUME_MUST_MATCH:
+        sec, k = key.split('.')
+        if saved[sec][k] != now[sec][k]:
+            raise CheckpointError(f"{path/'config.json'}: {key} is {saved[sec][k]!r} there but {now[sec][k]!r} now; "
+                                  "resume with the checkpoint's value (or start a new run in another --output)")
+
+# %% ../nbs/10_system.ipynb #9ca5c00f
 @patch
 def load_checkpoint(self:VLMGRPOSystem, path:str|Path):
     "Restore the whole training state from a checkpoint folder."
     path = Path(path); st = read_checkpoint(path)
-    saved = load_config(path/'config.json').training_settings
-    for k in _RESUME_MUST_MATCH:
-        if saved[k] != self.config.training_settings[k]:
-            raise CheckpointError(f"{path/'config.json'}: training_settings.{k} is {saved[k]!r} there but "
-                                  f"{self.config.training_settings[k]!r} now; resume with the checkpoint's value")
-    self.initialize_components(policy_path=path/'policy')
+    check_resume_config(path, load_config(path/'config.json'), self.config)
+    if self.config.training_settings.kl_coef > 0 and not (path/'reference.safetensors').exists():
+        raise CheckpointError(f"{path/'reference.safetensors'}: missing, but this run has a reference model (kl_coef > 0)")
+    self.initialize_components(policy_path=path/'policy', existing=True)
     self.trainer.load_state_dict(st)
     if self.trainer.ref_model is not None:
         from safetensors.torch import load_model
-        if not (path/'reference.safetensors').exists():
-            raise CheckpointError(f"{path/'reference.safetensors'}: missing, but this run has a reference model (kl_coef > 0)")
         load_model(self.trainer.ref_model, str(path/'reference.safetensors'))
     set_rng_state(_unsafe_rng(st['rng']))
-    self.history, self.best = st['history'], st['best']
-    self.validations = [json.loads((self.out/f"validation_iter_{v['iteration']}.json").read_text())
-                        if (self.out/f"validation_iter_{v['iteration']}.json").exists() else v for v in st['validations']]
-    self._resume_wandb = st.get('wandb_id')
-    (self.out/'metrics.jsonl').write_text(''.join(json.dumps(h) + '\n' for h in self.history))
+    self.history, self.best, self._resume_wandb = st['history'], st['best'], st.get('wandb_id')
+    vfile = lambda v: self.out/f"validation_iter_{v['iteration']}.json"
+    self.validations = [json.loads(vfile(v).read_text()) if vfile(v).exists() else v for v in st['validations']]
+    save_jsonl(self.history, self.out/'metrics.jsonl')
     self.log.info(f'resumed from {path} at step {self.trainer.step}')
+
+# %% ../nbs/10_system.ipynb #6b840893
+@patch
+def _save_best(self:VLMGRPOSystem, res:dict):
+    "Save the current policy as `best_model/` if `res` beats the best validation so far."
+    step = self.trainer.step
+    if step == 0 or (self.best is not None and res['reward_rewrite'] <= self.best['reward_rewrite']): return
+    self.best = {'iteration': step, 'reward_rewrite': res['reward_rewrite']}
+    def write(d):
+        self.policy.save(d); self.config.save(d/'vlm_grpo_config.json')
+        save_json({k: v for k, v in res.items() if k != 'rows'}, d/'validation.json')
+    atomic_dir(self.out/'best_model', write)
+    self.log.info(f"new best model @{step}: {res['reward_rewrite']:.4f}")
 
 # %% ../nbs/10_system.ipynb #d8f41d9b
 @patch
 def _validate(self:VLMGRPOSystem, progress:bool=True)->dict:
+    "Validate at the current step; log, grid, wandb and best model."
     step = self.trainer.step
     res = self.validator.evaluate(self.val_recs, iteration=step, out_dir=self.out, progress=progress)
     self.validations.append(res)
@@ -213,13 +287,7 @@ def _validate(self:VLMGRPOSystem, progress:bool=True)->dict:
         grid = self.out/'samples'/f'comparison_iter_{step}.png'; grid.parent.mkdir(exist_ok=True)
         comparison_grid(self.validator.samples, self.config.output_settings.num_sample_images, grid)
         self.wandb.log_images('val/comparison', grid, step)
-    if step > 0 and (self.best is None or res['reward_rewrite'] > self.best['reward_rewrite']):
-        self.best = {'iteration': step, 'reward_rewrite': res['reward_rewrite']}
-        def write(d):
-            self.policy.save(d); self.config.save(d/'vlm_grpo_config.json')
-            (d/'validation.json').write_text(json.dumps({k: v for k, v in res.items() if k != 'rows'}, indent=2))
-        atomic_dir(self.out/'best_model', write)
-        self.log.info(f"new best model @{step}: {res['reward_rewrite']:.4f}")
+    self._save_best(res)
     return res
 
 # %% ../nbs/10_system.ipynb #0a1eeabc
@@ -233,21 +301,39 @@ def plot_history(
 ):
     "Training curves (with a moving average) of the given metrics."
     import matplotlib.pyplot as plt
-    fig, axs = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 2.6))
+    fig, axs = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 2.6), squeeze=False)
     steps = [h['step'] + 1 for h in history]
-    for ax, k in zip(np.atleast_1d(axs), keys):
-        y = np.array([h.get(k, np.nan) for h in history], dtype=float)
+    for ax, k in zip(axs[0], keys):
+        y = np.array([h.get(k, np.nan) for h in history], dtype=float); w = max(1, len(y) // 10)
         ax.plot(steps, y, lw=0.8, alpha=0.5, label='step')
-        w = max(1, len(y) // 10)
         if len(y) >= w > 1: ax.plot(steps[w-1:], np.convolve(y, np.ones(w) / w, 'valid'), lw=1.5, label=f'mean of {w}')
         if k == 'reward_mean' and validations:
             ax.plot([v['iteration'] for v in validations], [v['reward_rewrite'] for v in validations], 'o-', ms=3, label='val rewrite')
             ax.axhline(validations[0]['reward_original'], color='gray', ls=':', lw=1, label='val original')
         ax.set_title(k, fontsize=9); ax.set_xlabel('step', fontsize=8); ax.tick_params(labelsize=7)
-    np.atleast_1d(axs)[0].legend(fontsize=6)
-    fig.tight_layout()
+    axs[0, 0].legend(fontsize=6); fig.tight_layout()
     if path is not None: fig.savefig(path, dpi=110); plt.close(fig)
     return fig
+
+# %% ../nbs/10_system.ipynb #8b19a53b
+@patch
+def _record(self:VLMGRPOSystem, m:dict):
+    "Keep, write and log one step's metrics."
+    self.history.append(m); append_jsonl(m, self.out/'metrics.jsonl'); self.wandb.log(m, self.trainer.step)
+    if self.trainer.step % 10 == 0 or self.trainer.step == self.config.training_settings.num_iterations:
+        self.log.info(f"step {self.trainer.step}: reward {m['reward_mean']:.4f} loss {m['loss']:.4f} kl {m['kl']:.4g} "
+                      f"entropy {m['entropy']:.3f} clip {m['clip_frac']:.3f} fallbacks {m['fallbacks']} ({m['time_step']:.2f}s)")
+
+# %% ../nbs/10_system.ipynb #f4115bd6
+@patch
+def _start(self:VLMGRPOSystem, resume:str|Path|bool|None):
+    "Initialise afresh, or load the checkpoint `resume` names (True: the newest in the results folder)."
+    self._resume_wandb = None
+    if resume:
+        ck = last_checkpoint(self.out) if resume is True else Path(resume)
+        if ck is None: raise CheckpointError(f"{self.out}: no checkpoint_iter_N to resume from")
+        self.load_checkpoint(ck)
+    elif self.trainer is None: self.initialize_components()
 
 # %% ../nbs/10_system.ipynb #1966d883
 @patch
@@ -257,53 +343,57 @@ def run_training(self:VLMGRPOSystem,
 )->dict:                            # final results
     "Train for `num_iterations` steps with validation, checkpoints, logs, plots and wandb; return the final results."
     from tqdm.auto import tqdm
-    self._resume_wandb = None
-    if resume:
-        ck = last_checkpoint(self.out) if resume is True else Path(resume)
-        if ck is None: raise CheckpointError(f"{self.out}: no checkpoint_iter_N to resume from")
-        self.load_checkpoint(ck)
-    elif self.trainer is None: self.initialize_components()
-    cfg, tr, t_start = self.config, self.config.training_settings, time.perf_counter()
-    self.wandb = WandbLogger(cfg, self.out, self._resume_wandb)
+    self._start(resume)
+    tr, t_start = self.config.training_settings, time.perf_counter()
+    self.wandb = WandbLogger(self.config, self.out, self._resume_wandb)
     if not self.validations: self._validate(progress)
-    bar = tqdm(range(self.trainer.step, tr.num_iterations), desc='GRPO', disable=not progress, initial=self.trainer.step,
-               total=tr.num_iterations)
+    bar = tqdm(range(self.trainer.step, tr.num_iterations), desc='GRPO', disable=not progress, initial=self.trainer.step, total=tr.num_iterations)
     for i in bar:
-        prompts = [r['user_prompt'] for r in self.batches[i]]
-        m = self.trainer.train_step(prompts)
-        self.history.append(m); append_jsonl(m, self.out/'metrics.jsonl'); self.wandb.log(m, self.trainer.step)
-        bar.set_postfix(reward=f"{m['reward_mean']:.3f}", kl=f"{m['kl']:.3g}")
-        if self.trainer.step % 10 == 0 or self.trainer.step == tr.num_iterations:
-            self.log.info(f"step {self.trainer.step}: reward {m['reward_mean']:.4f} loss {m['loss']:.4f} kl {m['kl']:.4g} "
-                          f"entropy {m['entropy']:.3f} clip {m['clip_frac']:.3f} fallbacks {m['fallbacks']} ({m['time_step']:.2f}s)")
+        m = self.trainer.train_step([r['user_prompt'] for r in self.batches[i]])
+        self._record(m); bar.set_postfix(reward=f"{m['reward_mean']:.3f}", kl=f"{m['kl']:.3g}")
         last = self.trainer.step == tr.num_iterations
         if self.trainer.step % tr.validation_freq == 0 or last: self._validate(progress)
         if self.trainer.step % tr.checkpoint_freq == 0 or last: self.save_checkpoint()
     return self._finish(time.perf_counter() - t_start)
 
+# %% ../nbs/10_system.ipynb #54c184fc
+@patch
+def _plots(self:VLMGRPOSystem):
+    "Write (and send to wandb) the combined training curves and one plot per metric."
+    if not (self.config.output_settings.plots and self.history): return
+    (self.out/'plots').mkdir(exist_ok=True)
+    plot_history(self.history, self.out/'plots'/'training_curves.png', validations=self.validations)
+    for k in PLOT_KEYS: plot_history(self.history, self.out/'plots'/f'{k}.png', keys=(k,), validations=self.validations)
+    for k in ('training_curves',) + PLOT_KEYS: self.wandb.log_images(f'plots/{k}', self.out/'plots'/f'{k}.png', self.trainer.step)
+
 # %% ../nbs/10_system.ipynb #c053d370
 @patch
 def _finish(self:VLMGRPOSystem, seconds:float)->dict:
-    base, final = self.validations[0], self.validations[-1]
+    "Plots, `final_results.json` and the closing log line; return the results."
+    base, final, h = self.validations[0], self.validations[-1], self.history
     strip = lambda r: {k: v for k, v in r.items() if k != 'rows'}
-    res = {'steps': self.trainer.step, 'train_seconds_this_run': seconds,
-           'baseline': strip(base), 'final': strip(final), 'best': self.best,
-           'improvement_over_baseline': final['reward_rewrite'] - base['reward_rewrite'],
+    mean = lambda rows: float(np.mean([x['reward_mean'] for x in rows])) if rows else None
+    res = {'steps': self.trainer.step, 'train_seconds_this_run': seconds, 'baseline': strip(base), 'final': strip(final),
+           'best': self.best, 'improvement_over_baseline': final['reward_rewrite'] - base['reward_rewrite'],
            'final_rewrite_beats_original': final['reward_rewrite'] > final['reward_original'],
-           'train_reward_first10': float(np.mean([h['reward_mean'] for h in self.history[:10]])) if self.history else None,
-           'train_reward_last10': float(np.mean([h['reward_mean'] for h in self.history[-10:]])) if self.history else None,
-           'fallbacks_total': int(sum(h['fallbacks'] for h in self.history)),
-           'wandb_failures': self.wandb.failures, 'config': self.config.to_dict()}
-    if self.config.output_settings.plots and self.history:
-        (self.out/'plots').mkdir(exist_ok=True)
-        plot_history(self.history, self.out/'plots'/'training_curves.png', validations=self.validations)
-        for k in PLOT_KEYS: plot_history(self.history, self.out/'plots'/f'{k}.png', keys=(k,), validations=self.validations)
-        for k in ('training_curves',) + PLOT_KEYS: self.wandb.log_images(f'plots/{k}', self.out/'plots'/f'{k}.png', self.trainer.step)
+           'train_reward_first10': mean(h[:10]), 'train_reward_last10': mean(h[-10:]),
+           'fallbacks_total': int(sum(x['fallbacks'] for x in h)), 'wandb_failures': self.wandb.failures, 'config': self.config.to_dict()}
+    self._plots()
     save_json(res, self.out/'final_results.json')
     self.log.info(f"done: validation rewrite reward {base['reward_rewrite']:.4f} -> {final['reward_rewrite']:.4f} "
                   f"(original prompts {final['reward_original']:.4f}); results in {self.out}")
     self.wandb.finish()
     return res
+
+# %% ../nbs/10_system.ipynb #c2936ca2
+def policy_folder(checkpoint:str|Path)->Path:
+    "The policy inside a `best_model` or `checkpoint_iter_N` folder; a `CheckpointError` if it is neither."
+    ck = Path(checkpoint)
+    if not ck.exists(): raise CheckpointError(f"{ck}: no such folder; pass a best_model or checkpoint_iter_N folder")
+    if not ck.is_dir(): raise CheckpointError(f"{ck}: is a file; pass a best_model or checkpoint_iter_N folder")
+    pol = ck/'policy' if (ck/'policy').is_dir() else ck
+    if not (pol/'config.json').exists(): raise CheckpointError(f"{ck}: neither a best_model nor a checkpoint_iter_N folder (no config.json)")
+    return pol
 
 # %% ../nbs/10_system.ipynb #8decbcd1
 @patch
@@ -313,12 +403,9 @@ def evaluate(self:VLMGRPOSystem,
     progress:bool=True,
 )->dict:
     "Validate a trained policy (original vs rewrite) and write `evaluation.json` next to the results."
-    if checkpoint is not None:
-        ck = Path(checkpoint)
-        pol = ck/'policy' if (ck/'policy').is_dir() else ck
-        if not (pol/'config.json').exists(): raise CheckpointError(f"{ck}: neither a best_model nor a checkpoint_iter_N folder (no config.json)")
-        self.initialize_components(policy_path=pol)
-    elif self.trainer is None: self.initialize_components()
+    if split not in ('val', 'train'): raise ValueError(f"split {split!r} is unknown; use 'val' or 'train'")
+    if checkpoint is not None: self.initialize_components(policy_path=policy_folder(checkpoint), existing=True)
+    elif self.trainer is None: self.initialize_components(existing=True)
     recs = self.val_recs if split == 'val' else self.train_recs
     res = self.validator.evaluate(recs, iteration=self.trainer.step, progress=progress)
     save_json(res, self.out/'evaluation.json')

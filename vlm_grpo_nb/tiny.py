@@ -19,6 +19,7 @@ __all__ = ['log', 'TINY_VERSION', 'TINY_BUILDERS', 'cache_root', 'quiet', 'write
 log = get_logger(__name__)
 TINY_VERSION = 1  # bump when a builder changes, so cached presets are rebuilt
 
+# %% ../nbs/01_tiny.ipynb #77df962a
 def cache_root(
     cache_dir:str|Path|None=None, # explicit folder (the config's `model_settings.cache_dir`)
 )->Path:
@@ -43,15 +44,20 @@ def quiet():
             m.set_verbosity(v)
             if pb: m.enable_progress_bar()
 
-# %% ../nbs/01_tiny.ipynb #b8c89995
-def write_clip_tokenizer(dest:str|Path)->Path:
-    "Write CLIP's `vocab.json` and `merges.txt` into `dest`, rebuilt from open_clip's shipped BPE file."
+# %% ../nbs/01_tiny.ipynb #2a8c88f7
+def _clip_bpe()->tuple[list, list]:
+    "CLIP's merges and its vocabulary, in the order open_clip's `SimpleTokenizer` numbers them."
     from open_clip.tokenizer import default_bpe, bytes_to_unicode
-    from transformers import CLIPTokenizer
     lines = gzip.open(default_bpe()).read().decode('utf-8').split('\n')
     merges = [tuple(m.split()) for m in lines[1:49152-256-2+1]]
     vocab = list(bytes_to_unicode().values())
-    vocab = vocab + [v + '</w>' for v in vocab] + [''.join(m) for m in merges] + ['<|startoftext|>', '<|endoftext|>']
+    return merges, vocab + [v + '</w>' for v in vocab] + [''.join(m) for m in merges] + ['<|startoftext|>', '<|endoftext|>']
+
+# %% ../nbs/01_tiny.ipynb #b8c89995
+def write_clip_tokenizer(dest:str|Path)->Path:
+    "Write CLIP's `vocab.json` and `merges.txt` into `dest`, rebuilt from open_clip's shipped BPE file."
+    from transformers import CLIPTokenizer
+    merges, vocab = _clip_bpe()
     dest = Path(dest); dest.mkdir(parents=True, exist_ok=True)
     (dest/'vocab.json').write_text(json.dumps({v: i for i, v in enumerate(vocab)}))
     (dest/'merges.txt').write_text('#version: 0.2\n' + '\n'.join(' '.join(m) for m in merges) + '\n')
@@ -62,6 +68,8 @@ def write_clip_tokenizer(dest:str|Path)->Path:
 _SPECIALS = ['<|endoftext|>', '<|im_start|>', '<|im_end|>']
 _CHAT_TEMPLATE = ("{%- for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + "
                   "'<|im_end|>' + '\\n' }}{%- endfor %}{%- if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{%- endif %}")
+
+# %% ../nbs/01_tiny.ipynb #c8165efc
 _STYLE_WORDS = ("highly detailed, vivid colors, soft lighting, dramatic lighting, cinematic, photorealistic, 8k, sharp focus, "
                 "studio photo, golden hour, wide angle, close up, oil painting, watercolor, digital art, intricate, "
                 "depth of field, bokeh, concept art, masterpiece, rich textures, volumetric light, moody, bright, pastel")
@@ -72,21 +80,30 @@ def _prompt_corpus():
             if line.strip(): yield json.loads(line)['user_prompt']
     yield from _STYLE_WORDS.split(', ')
 
-def build_tiny_policy(dest:str|Path, seed:int=0, vocab_size:int=1024):
-    "Build and save the tiny Qwen2 policy and its byte-level BPE tokenizer into `dest`."
+# %% ../nbs/01_tiny.ipynb #38b95ab9
+def _tiny_tokenizer(vocab_size:int, extra_specials:list=()):
+    "A byte-level BPE trained on the prompt corpus, as a fast tokenizer with Qwen's special tokens."
     from tokenizers import Tokenizer, models, trainers, pre_tokenizers, decoders
-    from transformers import Qwen2Config, Qwen2ForCausalLM, PreTrainedTokenizerFast, GenerationConfig
+    from transformers import PreTrainedTokenizerFast
     bpe = Tokenizer(models.BPE()); bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()
     bpe.train_from_iterator(_prompt_corpus(), trainer=trainers.BpeTrainer(
-        vocab_size=vocab_size, min_frequency=1, special_tokens=_SPECIALS, show_progress=False,
+        vocab_size=vocab_size, min_frequency=1, special_tokens=_SPECIALS + list(extra_specials), show_progress=False,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    tok = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token='<|im_end|>', pad_token='<|endoftext|>',
-                                  additional_special_tokens=['<|im_start|>'], model_max_length=512)
-    tok.chat_template = _CHAT_TEMPLATE
+    return PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token='<|im_end|>', pad_token='<|endoftext|>',
+                                   additional_special_tokens=['<|im_start|>'] + list(extra_specials), model_max_length=512)
+
+# %% ../nbs/01_tiny.ipynb #be8edbb1
+_LM_SIZE = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                max_position_embeddings=512)
+
+# %% ../nbs/01_tiny.ipynb #30fcef61
+def build_tiny_policy(dest:str|Path, seed:int=0, vocab_size:int=1024):
+    "Build and save the tiny Qwen2 policy and its byte-level BPE tokenizer into `dest`."
+    from transformers import Qwen2Config, Qwen2ForCausalLM, GenerationConfig
+    tok = _tiny_tokenizer(vocab_size); tok.chat_template = _CHAT_TEMPLATE
     torch.manual_seed(seed)
-    cfg = Qwen2Config(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512, tie_word_embeddings=True,
+    cfg = Qwen2Config(vocab_size=len(tok), **_LM_SIZE, tie_word_embeddings=True,
                       eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, bos_token_id=None)
     model = Qwen2ForCausalLM(cfg)
     model.generation_config = GenerationConfig(eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
@@ -101,33 +118,36 @@ _VL_CHAT_TEMPLATE = ("{%- for message in messages %}{{ '<|im_start|>' + message[
                      "{%- elif part['type'] == 'text' %}{{ part['text'] }}{%- endif %}{%- endfor %}{%- endif %}"
                      "{{ '<|im_end|>\\n' }}{%- endfor %}{%- if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{%- endif %}")
 
-def build_tiny_vl(dest:str|Path, seed:int=0, vocab_size:int=1024):
-    "Build and save a tiny Qwen2-VL policy (random weights, one-layer vision tower) and its processor into `dest`."
-    from tokenizers import Tokenizer, models, trainers, pre_tokenizers, decoders
-    from transformers import (Qwen2VLConfig, Qwen2VLForConditionalGeneration, PreTrainedTokenizerFast, GenerationConfig,
-                              Qwen2VLImageProcessor, Qwen2VLVideoProcessor, Qwen2VLProcessor)
-    bpe = Tokenizer(models.BPE()); bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.decoder = decoders.ByteLevel()
-    bpe.train_from_iterator(_prompt_corpus(), trainer=trainers.BpeTrainer(
-        vocab_size=vocab_size, min_frequency=1, special_tokens=_SPECIALS + _VL_SPECIALS, show_progress=False,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    tok = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token='<|im_end|>', pad_token='<|endoftext|>',
-                                  additional_special_tokens=['<|im_start|>'] + _VL_SPECIALS, model_max_length=512)
+# %% ../nbs/01_tiny.ipynb #564ed21d
+def _tiny_vl_processor(tok):
+    "A Qwen2-VL processor around `tok`, for images of at most 112x112 pixels."
+    from transformers import Qwen2VLImageProcessor, Qwen2VLVideoProcessor, Qwen2VLProcessor
     px = dict(min_pixels=56*56, max_pixels=112*112)  # images become at most 8x8 patches of 14 pixels
-    proc = Qwen2VLProcessor(image_processor=Qwen2VLImageProcessor(**px), video_processor=Qwen2VLVideoProcessor(**px),
+    return Qwen2VLProcessor(image_processor=Qwen2VLImageProcessor(**px), video_processor=Qwen2VLVideoProcessor(**px),
                             tokenizer=tok, chat_template=_VL_CHAT_TEMPLATE)
+
+# %% ../nbs/01_tiny.ipynb #14de0a1a
+def _tiny_vl_config(tok):
+    "A Qwen2-VL config at toy size, its special token ids taken from `tok`."
+    from transformers import Qwen2VLConfig
     ids = {t: tok.convert_tokens_to_ids(t) for t in _VL_SPECIALS}
-    torch.manual_seed(seed)
-    cfg = Qwen2VLConfig(
-        text_config=dict(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+    return Qwen2VLConfig(
+        text_config=dict(vocab_size=len(tok), **_LM_SIZE,
                          rope_parameters={'rope_type': 'default', 'mrope_section': [2, 3, 3], 'rope_theta': 10000.0},
                          eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, bos_token_id=None),
         vision_config=dict(depth=1, embed_dim=32, hidden_size=64, num_heads=2, mlp_ratio=2, patch_size=14,
                            spatial_merge_size=2, temporal_patch_size=2),
         image_token_id=ids['<|image_pad|>'], video_token_id=ids['<|video_pad|>'], vision_start_token_id=ids['<|vision_start|>'],
         vision_end_token_id=ids['<|vision_end|>'], tie_word_embeddings=True)
-    model = Qwen2VLForConditionalGeneration(cfg)
+
+# %% ../nbs/01_tiny.ipynb #9a934344
+def build_tiny_vl(dest:str|Path, seed:int=0, vocab_size:int=1024):
+    "Build and save a tiny Qwen2-VL policy (random weights, one-layer vision tower) and its processor into `dest`."
+    from transformers import Qwen2VLForConditionalGeneration, GenerationConfig
+    tok = _tiny_tokenizer(vocab_size, _VL_SPECIALS)
+    proc = _tiny_vl_processor(tok)
+    torch.manual_seed(seed)
+    model = Qwen2VLForConditionalGeneration(_tiny_vl_config(tok))
     model.generation_config = GenerationConfig(eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
     model.save_pretrained(dest); proc.save_pretrained(dest)
 
@@ -136,38 +156,50 @@ _TEXT_CFG = dict(bos_token_id=49406, eos_token_id=49407, pad_token_id=49407, hid
                  layer_norm_eps=1e-05, num_attention_heads=4, num_hidden_layers=2, vocab_size=49408, hidden_act='gelu',
                  max_position_embeddings=CLIP_MAX_TOKENS)
 
+# %% ../nbs/01_tiny.ipynb #6a9d6d0d
 def _tiny_vae(**kwargs):
     from diffusers import AutoencoderKL
     return AutoencoderKL(sample_size=64, in_channels=3, out_channels=3, block_out_channels=(8, 16),
                          down_block_types=['DownEncoderBlock2D']*2, up_block_types=['UpDecoderBlock2D']*2,
                          layers_per_block=1, latent_channels=4, norm_num_groups=4, **kwargs)
 
+# %% ../nbs/01_tiny.ipynb #3cf31e0d
+def _tiny_mmdit():
+    from diffusers import SD3Transformer2DModel
+    return SD3Transformer2DModel(sample_size=32, patch_size=2, in_channels=4, out_channels=4, num_layers=1,
+                                 attention_head_dim=8, num_attention_heads=4, caption_projection_dim=32,
+                                 joint_attention_dim=64, pooled_projection_dim=64)
+
+# %% ../nbs/01_tiny.ipynb #30473f0b
 def build_tiny_sd3(dest:str|Path, seed:int=0):
     "Build and save a tiny Stable Diffusion 3 pipeline (no T5) into `dest`."
     from transformers import CLIPTextConfig, CLIPTextModelWithProjection, CLIPTokenizer
-    from diffusers import SD3Transformer2DModel, FlowMatchEulerDiscreteScheduler, StableDiffusion3Pipeline
+    from diffusers import FlowMatchEulerDiscreteScheduler, StableDiffusion3Pipeline
     tok = CLIPTokenizer.from_pretrained(write_clip_tokenizer(Path(dest)/'_clip_tokenizer'))
     torch.manual_seed(seed)
     te1, te2 = [CLIPTextModelWithProjection(CLIPTextConfig(**_TEXT_CFG, projection_dim=32)) for _ in range(2)]
-    transformer = SD3Transformer2DModel(sample_size=32, patch_size=2, in_channels=4, out_channels=4, num_layers=1,
-                                        attention_head_dim=8, num_attention_heads=4, caption_projection_dim=32,
-                                        joint_attention_dim=64, pooled_projection_dim=64)
-    pipe = StableDiffusion3Pipeline(transformer=transformer, scheduler=FlowMatchEulerDiscreteScheduler(),
+    pipe = StableDiffusion3Pipeline(transformer=_tiny_mmdit(), scheduler=FlowMatchEulerDiscreteScheduler(),
                                     vae=_tiny_vae(shift_factor=0.0609, scaling_factor=1.5035, use_quant_conv=False, use_post_quant_conv=False),
                                     text_encoder=te1, tokenizer=tok, text_encoder_2=te2, tokenizer_2=tok,
                                     text_encoder_3=None, tokenizer_3=None)
     pipe.save_pretrained(dest); shutil.rmtree(Path(dest)/'_clip_tokenizer')
 
-def build_tiny_sd15(dest:str|Path, seed:int=0):
-    "Build and save a tiny Stable Diffusion 1.5 pipeline (no safety checker) into `dest`."
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
-    from diffusers import UNet2DConditionModel, DDIMScheduler, StableDiffusionPipeline
-    tok = CLIPTokenizer.from_pretrained(write_clip_tokenizer(Path(dest)/'_clip_tokenizer'))
-    torch.manual_seed(seed)
-    unet = UNet2DConditionModel(block_out_channels=(8, 16), layers_per_block=1, sample_size=32, in_channels=4,
+# %% ../nbs/01_tiny.ipynb #59ad7884
+def _tiny_unet():
+    from diffusers import UNet2DConditionModel
+    return UNet2DConditionModel(block_out_channels=(8, 16), layers_per_block=1, sample_size=32, in_channels=4,
                                 out_channels=4, down_block_types=('DownBlock2D', 'CrossAttnDownBlock2D'),
                                 up_block_types=('CrossAttnUpBlock2D', 'UpBlock2D'), cross_attention_dim=32,
                                 norm_num_groups=4, attention_head_dim=4)
+
+# %% ../nbs/01_tiny.ipynb #7cebff39
+def build_tiny_sd15(dest:str|Path, seed:int=0):
+    "Build and save a tiny Stable Diffusion 1.5 pipeline (no safety checker) into `dest`."
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+    from diffusers import DDIMScheduler, StableDiffusionPipeline
+    tok = CLIPTokenizer.from_pretrained(write_clip_tokenizer(Path(dest)/'_clip_tokenizer'))
+    torch.manual_seed(seed)
+    unet = _tiny_unet()
     sched = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule='scaled_linear', clip_sample=False,
                           set_alpha_to_one=False, steps_offset=1)
     pipe = StableDiffusionPipeline(vae=_tiny_vae(), text_encoder=CLIPTextModel(CLIPTextConfig(**_TEXT_CFG)), tokenizer=tok,
@@ -181,6 +213,7 @@ _CLIP_CFG = {'embed_dim': 32,
              'text_cfg': {'context_length': CLIP_MAX_TOKENS, 'vocab_size': 49408, 'width': 64, 'heads': 2, 'layers': 2}}
 _CLIP_NORM = {'mean': [0.48145466, 0.4578275, 0.40821073], 'std': [0.26862954, 0.26130258, 0.27577711]}
 
+# %% ../nbs/01_tiny.ipynb #25d9bc45
 def build_tiny_clip(dest:str|Path, seed:int=0):
     "Build and save a tiny open_clip CLIP in open_clip's local-dir format into `dest`."
     import open_clip
@@ -195,16 +228,9 @@ def build_tiny_clip(dest:str|Path, seed:int=0):
 TINY_BUILDERS = {'policy': build_tiny_policy, 'sd3': build_tiny_sd3, 'sd15': build_tiny_sd15, 'clip': build_tiny_clip,
                  'vl': build_tiny_vl}
 
-def tiny_path(
-    kind:str,                    # 'policy', 'sd3', 'sd15', 'clip' or 'vl'
-    cache_dir:str|Path|None=None,# see `cache_root`
-    seed:int=0,                  # the weights' seed; each seed is its own preset
-    rebuild:bool=False,          # build again even if cached
-)->Path:
-    "The folder of a tiny preset, built (once, atomically) if it is not cached yet."
-    if kind not in TINY_BUILDERS: raise ValueError(f"unknown tiny preset {kind!r}; presets: {', '.join(TINY_BUILDERS)}")
-    dest = cache_root(cache_dir)/f'tiny-{kind}-v{TINY_VERSION}-s{seed}'
-    if dest.exists() and not rebuild: return dest
+# %% ../nbs/01_tiny.ipynb #f7ca04cf
+def _build_preset(kind:str, dest:Path, seed:int, rebuild:bool):
+    "Build preset `kind` into a temporary folder beside `dest`, then rename it to `dest`."
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.parent/f'.tmp-{dest.name}-{os.getpid()}-{time.monotonic_ns()}'
     t0 = time.perf_counter()
@@ -216,21 +242,36 @@ def tiny_path(
             if not dest.exists(): raise
     finally: shutil.rmtree(tmp, ignore_errors=True)
     log.info(f'built tiny {kind} preset in {time.perf_counter()-t0:.2f}s: {dest}')
+
+# %% ../nbs/01_tiny.ipynb #0580cf35
+def tiny_path(
+    kind:str,                    # 'policy', 'sd3', 'sd15', 'clip' or 'vl'
+    cache_dir:str|Path|None=None,# see `cache_root`
+    seed:int=0,                  # the weights' seed; each seed is its own preset
+    rebuild:bool=False,          # build again even if cached
+)->Path:
+    "The folder of a tiny preset, built (once, atomically) if it is not cached yet."
+    if kind not in TINY_BUILDERS: raise ValueError(f"unknown tiny preset {kind!r}; presets: {', '.join(TINY_BUILDERS)}")
+    dest = cache_root(cache_dir)/f'tiny-{kind}-v{TINY_VERSION}-s{seed}'
+    if not dest.exists() or rebuild: _build_preset(kind, dest, seed, rebuild)
     return dest
 
 # %% ../nbs/01_tiny.ipynb #4389ab38
 class ModelNotAvailable(RuntimeError):
     "A model could not be found locally and cannot be fetched; the message says how to fix it."
 
+# %% ../nbs/01_tiny.ipynb #e91fa98a
 _SLOT_KEYS = {'policy': 'vlm_model', 'generator': 'sd_model', 'reward': 'clip_model'}
 _TINY_NAMES = {'policy': {'tiny': 'policy', 'tiny-vl': 'vl'}, 'generator': {'tiny': 'sd3', 'tiny-sd3': 'sd3', 'tiny-sd15': 'sd15'},
                'reward': {'tiny': 'clip'}}
 
+# %% ../nbs/01_tiny.ipynb #df7959e8
 def set_offline(offline:bool=True):
     "Switch the Hugging Face hub's offline mode at run time (the environment variable is read only at import)."
     import huggingface_hub.constants as hc
     hc.HF_HUB_OFFLINE = bool(offline)
 
+# %% ../nbs/01_tiny.ipynb #f04460b5
 def is_offline()->bool:
     "Whether the Hugging Face hub is in offline mode now (see `set_offline`)."
     import huggingface_hub.constants as hc
@@ -242,6 +283,7 @@ def _fix_hint(slot, name):
             f"here, or pass a local folder (model_settings.{_SLOT_KEYS[slot]}=/path/to/model), or use the offline "
             f"tiny preset (model_settings.{_SLOT_KEYS[slot]}=tiny, or `--preset tiny`).")
 
+# %% ../nbs/01_tiny.ipynb #5ada2e7b
 def _call_with_deadline(f, timeout:float):
     "Run `f` in a daemon thread; return None on success, its exception, or 'no answer' after `timeout` seconds."
     out = {}
@@ -251,6 +293,7 @@ def _call_with_deadline(f, timeout:float):
     th = threading.Thread(target=run, daemon=True); th.start(); th.join(timeout)  # the hub client retries on its own
     return None if out.get('ok') else out.get('err', 'no answer')
 
+# %% ../nbs/01_tiny.ipynb #ea09f16b
 def _check_hub(repo_id:str, slot:str, probe_files:tuple, timeout:float):
     "Accept `repo_id` if a probe file is in the local hub cache or the hub answers; raise `ModelNotAvailable` otherwise."
     from huggingface_hub import try_to_load_from_cache, model_info
@@ -266,10 +309,41 @@ def _check_hub(repo_id:str, slot:str, probe_files:tuple, timeout:float):
         raise ModelNotAvailable(f"{slot} model {repo_id!r} is not in the local Hugging Face cache and the hub could not "
                                 f"be reached in {time.perf_counter()-t0:.1f}s ({why}). " + _fix_hint(slot, repo_id))
 
+# %% ../nbs/01_tiny.ipynb #4c4328d2
+def _location(folder, slot:str)->str:
+    "How the loader of `slot` names a local model folder."
+    return f'local-dir:{folder}' if slot == 'reward' else str(folder)
+
+# %% ../nbs/01_tiny.ipynb #c64b7fd2
+def _local_model(spec:str, slot:str)->str|None:
+    "The location of the local model folder `spec`, or None when `spec` is not a path."
+    local = Path(spec.removeprefix('local-dir:')).expanduser()
+    if local.exists():
+        if not local.is_dir(): raise ModelNotAvailable(f"{slot} model path {str(local)!r} is a file; pass the model's folder")
+        return _location(local, slot)
+    if spec.startswith(('/', './', '../', '~', 'local-dir:')):
+        raise ModelNotAvailable(f"{slot} model folder {spec!r} does not exist. " + _fix_hint(slot, spec))
+
 # %% ../nbs/01_tiny.ipynb #c5d24a30
 _PROBES = {'policy': ('config.json',), 'generator': ('model_index.json',),
            'reward': ('open_clip_model.safetensors', 'open_clip_pytorch_model.bin', 'open_clip_config.json')}
 
+# %% ../nbs/01_tiny.ipynb #2d41c822
+def _clip_name(spec:str, pretrained:str|None, timeout:float)->str:
+    "Check an open_clip model name and its pretrained tag's weights; return the name."
+    import open_clip
+    if spec not in open_clip.list_models():
+        raise ModelNotAvailable(f"reward model {spec!r} is not an open_clip model name (see open_clip.list_models()), "
+                                "an 'hf-hub:' id or a local folder. " + _fix_hint('reward', spec))
+    if not pretrained: return spec  # random init: nothing to fetch
+    cfg = open_clip.get_pretrained_cfg(spec, pretrained)
+    if not cfg: raise ModelNotAvailable(f"open_clip has no pretrained tag {pretrained!r} for {spec!r}; "
+                                        f"tags: {', '.join(open_clip.list_pretrained_tags_by_model(spec))}")
+    repo = cfg.get('hf_hub', '').strip('/')
+    if repo: _check_hub(repo, 'reward', _PROBES['reward'], timeout)
+    return spec
+
+# %% ../nbs/01_tiny.ipynb #bf930c04
 def resolve_model(
     spec:str,                     # 'tiny', a local path, a hub id (or, for 'reward', an open_clip name / 'hf-hub:' id)
     slot:str,                     # 'policy', 'generator' or 'reward'
@@ -281,28 +355,10 @@ def resolve_model(
     if slot not in _SLOT_KEYS: raise ValueError(f"unknown slot {slot!r}; slots: {', '.join(_SLOT_KEYS)}")
     if not isinstance(spec, str) or not spec.strip():
         raise ValueError(f"model_settings.{_SLOT_KEYS[slot]} must be a hub id, a local path or 'tiny', got {spec!r}")
-    if spec in _TINY_NAMES[slot]:
-        p = str(tiny_path(_TINY_NAMES[slot][spec], cache_dir))
-        return f'local-dir:{p}' if slot == 'reward' else p
+    if spec in _TINY_NAMES[slot]: return _location(tiny_path(_TINY_NAMES[slot][spec], cache_dir), slot)
     if spec.startswith('tiny'):
         raise ValueError(f"model_settings.{_SLOT_KEYS[slot]}={spec!r} is not a tiny preset; for this slot: {', '.join(_TINY_NAMES[slot])}")
-    local = Path(spec.removeprefix('local-dir:')).expanduser()
-    if local.exists():
-        if not local.is_dir(): raise ModelNotAvailable(f"{slot} model path {str(local)!r} is a file; pass the model's folder")
-        return f'local-dir:{local}' if slot == 'reward' else str(local)
-    if spec.startswith(('/', './', '../', '~', 'local-dir:')):
-        raise ModelNotAvailable(f"{slot} model folder {spec!r} does not exist. " + _fix_hint(slot, spec))
-    if slot == 'reward' and not spec.startswith('hf-hub:'):
-        import open_clip
-        if spec not in open_clip.list_models():
-            raise ModelNotAvailable(f"reward model {spec!r} is not an open_clip model name (see open_clip.list_models()), "
-                                    "an 'hf-hub:' id or a local folder. " + _fix_hint(slot, spec))
-        if not pretrained: return spec  # random init: nothing to fetch
-        cfg = open_clip.get_pretrained_cfg(spec, pretrained)
-        if not cfg: raise ModelNotAvailable(f"open_clip has no pretrained tag {pretrained!r} for {spec!r}; "
-                                            f"tags: {', '.join(open_clip.list_pretrained_tags_by_model(spec))}")
-        repo = cfg.get('hf_hub', '').strip('/')
-        if repo: _check_hub(repo, slot, _PROBES[slot], timeout)
-        return spec
+    if (local := _local_model(spec, slot)) is not None: return local
+    if slot == 'reward' and not spec.startswith('hf-hub:'): return _clip_name(spec, pretrained, timeout)
     _check_hub(spec.removeprefix('hf-hub:'), slot, _PROBES[slot], timeout)
     return spec

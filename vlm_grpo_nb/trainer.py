@@ -5,25 +5,29 @@
 # %% ../nbs/08_trainer.ipynb #a28dd2bf
 from __future__ import annotations
 import math, time
+from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
+from torch import Tensor
 from fastcore.basics import patch
-from .config import Config, get_logger, set_seed
+from .config import Config, get_logger, set_seed, step_seed
 from .grpo import group_advantages, discounted_returns, grpo_loss
 
 # %% auto #0
-__all__ = ['log', 'PromptStats', 'token_advantages', 'floor_fallbacks', 'stage_timer', 'GRPOTrainer']
+__all__ = ['log', 'PromptStats', 'token_advantages', 'floor_fallbacks', 'stage_timer', 'render_and_score', 'StepBatch',
+           'TrainingError', 'fallback_streak', 'make_optimizer', 'GRPOTrainer', 'reward_metrics']
 
 # %% ../nbs/08_trainer.ipynb #2a77d512
 log = get_logger(__name__)
 
 # %% ../nbs/08_trainer.ipynb #d3224723
 class PromptStats:
-    "Running mean and variance of the rewards of each prompt, across steps."
+    "Running mean and variance of the rewards of each prompt, across steps (Welford)."
     def __init__(self): self.stats = {}  # prompt -> [n, mean, M2]
     def update(self, prompt:str, rewards:torch.Tensor):
+        "Fold the non-NaN `rewards` into `prompt`'s statistics."
         n, mean, m2 = self.stats.get(prompt, [0, 0.0, 0.0])
         for r in rewards[~torch.isnan(rewards)].tolist():
             n += 1; d = r - mean; mean += d / n; m2 += d * (r - mean)
@@ -31,17 +35,24 @@ class PromptStats:
     def mean_std(self, prompt:str)->tuple[float, float]:
         n, mean, m2 = self.stats.get(prompt, [0, 0.0, 0.0])
         return mean, math.sqrt(m2 / (n - 1)) if n > 1 else 0.0
-    def advantages(self, prompts:list[str], rewards:torch.Tensor, group_size:int, eps:float=1e-4)->torch.Tensor:
-        "Update with each group's rewards, then (reward - running mean) / (running std + eps); NaN rewards get 0."
-        out = torch.zeros_like(rewards)
-        for i, p in enumerate(prompts):
-            r = rewards[i*group_size:(i+1)*group_size]
-            self.update(p, r); m, s = self.mean_std(p)
-            out[i*group_size:(i+1)*group_size] = torch.nan_to_num((r - m) / (s + eps), nan=0.0)
-        return out
-    def state_dict(self): return {'stats': {k: list(v) for k, v in self.stats.items()}}
-    def load_state_dict(self, d): self.stats = {k: list(v) for k, v in d['stats'].items()}
     def __len__(self): return len(self.stats)
+
+# %% ../nbs/08_trainer.ipynb #cddc6008
+@patch
+def advantages(self:PromptStats, prompts:list[str], rewards:torch.Tensor, group_size:int, eps:float=1e-4)->torch.Tensor:
+    "Update with each group's rewards, then (reward - running mean) / (running std + eps); NaN rewards get 0."
+    out = torch.zeros_like(rewards)
+    for i, p in enumerate(prompts):
+        r = rewards[i*group_size:(i+1)*group_size]
+        self.update(p, r); m, s = self.mean_std(p)
+        out[i*group_size:(i+1)*group_size] = torch.nan_to_num((r - m) / (s + eps), nan=0.0)
+    return out
+
+# %% ../nbs/08_trainer.ipynb #44d2889b
+@patch
+def state_dict(self:PromptStats)->dict: return {'stats': {k: list(v) for k, v in self.stats.items()}}
+@patch
+def load_state_dict(self:PromptStats, d:dict): self.stats = {k: list(v) for k, v in d['stats'].items()}
 
 # %% ../nbs/08_trainer.ipynb #487d7b8d
 def token_advantages(
@@ -78,6 +89,66 @@ def stage_timer(times:dict, name:str, device:torch.device|None=None):
     try: yield
     finally: sync(); times[name] = times.get(name, 0.0) + time.perf_counter() - t0
 
+# %% ../nbs/08_trainer.ipynb #1d53f033
+def render_and_score(
+    generator,                   # an `SD3Generator`
+    reward,                      # a `CLIPRewardCalculator`
+    texts:list[str],             # the prompts to render (rewrites, or the user's own)
+    seeds:list[int],             # one noise seed per text
+    originals:list[str],         # the user's prompt of each text: what relevance is measured against
+    group_size:int|None=None,    # images per group, for the consistency component
+    update_stats:bool=True,      # fold these rewards into running normalisation (False for validation)
+    images=None,                 # an `ImageBatch` already rendered from (texts, seeds): only score it
+    times:dict|None=None,        # add the seconds of each stage here ('time_render', 'time_score')
+)->tuple:                        # (ImageBatch, RewardResult)
+    "Render `texts` from `seeds` (unless `images` are given) and score them against `originals`."
+    times = {} if times is None else times
+    with stage_timer(times, 'time_render', generator.device):
+        imgs = generator.generate_images(list(texts), seeds) if images is None else images
+    with stage_timer(times, 'time_score', reward.device):
+        rr = reward.calculate_rewards(imgs.tensors, list(texts), original_prompts=list(originals), group_size=group_size,
+                                      flags=imgs.flags, update_stats=update_stats)
+    return imgs, rr
+
+# %% ../nbs/08_trainer.ipynb #30375300
+@dataclass(repr=False)
+class StepBatch:
+    "What one GRPO step collects: rollout, images, rewards, advantages and reference log-probs."
+    roll: 'Rollout'           # the policy's samples (`VLMWrapper.sample`)
+    images: 'ImageBatch'      # their renders
+    rewards: 'RewardResult'   # their rewards, total and per component
+    adv: Tensor               # (N,) advantages, on the policy's device
+    tok_adv: Tensor           # (N,) or (N, T) the advantages the loss uses (see `token_advantages`)
+    ref: Tensor|None = None   # (N, T) reference log-probs, or None without a KL term
+    def __repr__(self): return f'StepBatch({len(self.roll)} rewrites, reward {self.rewards.total.nanmean():.4f}, ref={self.ref is not None})'
+
+# %% ../nbs/08_trainer.ipynb #8d7a30da
+class TrainingError(RuntimeError):
+    "Training cannot go on usefully; the message says what happened and what to check."
+
+def fallback_streak(
+    streak:int,           # steps in a row so far over the limit
+    roll,                 # this step's `Rollout`
+    tr:Config,            # `config.training_settings`
+    step:int,             # this step's number, for the message
+)->int:                   # the new streak
+    "Count steps in a row whose fallback share exceeds `max_fallback_share`; raise after `max_fallback_steps`."
+    share = roll.n_fallbacks / max(len(roll), 1)
+    streak = streak + 1 if share > tr.max_fallback_share else 0
+    if streak >= tr.max_fallback_steps:
+        why = dict(Counter(t.reason.split(':')[0] for t in roll.texts if t.fallback))
+        raise TrainingError(f"step {step}: {share:.0%} of the rewrites fell back to the user's prompt {why}, more than "
+                            f"training_settings.max_fallback_share={tr.max_fallback_share} for {streak} steps in a row; "
+                            "the policy's output is unusable: check its template and generation settings (or raise the limit)")
+    return streak
+
+# %% ../nbs/08_trainer.ipynb #837ad8b3
+def make_optimizer(params:list, tr:Config)->torch.optim.Optimizer:
+    "AdamW over `params` with `training_settings`' learning rate and weight decay, fused where the parameters allow."
+    if not params: raise ValueError("the policy has no trainable parameters")
+    fused = all(p.is_floating_point() and p.device.type in ('cpu', 'cuda') for p in params)
+    return torch.optim.AdamW(params, lr=tr.learning_rate, weight_decay=tr.weight_decay, fused=fused or None)
+
 # %% ../nbs/08_trainer.ipynb #92f3e404
 class GRPOTrainer:
     "GRPO on prompt rewrites: sample, render, score, and update the policy."
@@ -90,120 +161,130 @@ class GRPOTrainer:
         self.policy, self.generator, self.reward, self.cfg = policy, generator, reward, config
         tr = self.tr = config.training_settings
         self.params = [p for p in policy.model.parameters() if p.requires_grad]
-        if not self.params: raise ValueError("the policy has no trainable parameters")
-        fused = all(p.is_floating_point() and p.device.type in ('cpu', 'cuda') for p in self.params)
-        self.opt = torch.optim.AdamW(self.params, lr=tr.learning_rate, weight_decay=tr.weight_decay, fused=fused or None)
+        self.opt = make_optimizer(self.params, tr)
         self.ref_model = policy.reference_model() if tr.kl_coef > 0 else None
         self.prompt_stats = PromptStats() if tr.per_prompt_stats else None
-        self.step = 0
-        self.last = None  # the last step's rollout, images and rewards, for logging
+        self.step, self.fallback_streak = 0, 0
+        self.last = None  # the last step's `StepBatch`, for logging
 
     def __repr__(self):
         tr = self.tr
         return (f'GRPOTrainer(step={self.step}, B={tr.batch_size}, G={tr.group_size}, lr={tr.learning_rate}, '
                 f'epochs={tr.grpo_epochs}, kl={tr.kl_coef}, clip={tr.clip_ratio}, loss={tr.loss_type!r})')
 
+# %% ../nbs/08_trainer.ipynb #077992dc
+@patch
+def _advantages(self:GRPOTrainer, prompts:list[str], roll, rewards:Tensor)->Tensor:
+    "Group (or per-prompt running) advantages of the step's rewards, a fallback floored to its group's worst real rewrite."
+    tr, G = self.tr, self.tr.group_size
+    rewards = floor_fallbacks(rewards, roll.fallbacks, G) if roll.n_fallbacks else rewards
+    adv = (self.prompt_stats.advantages(prompts, rewards, G) if self.prompt_stats is not None
+           else group_advantages(rewards, group_size=G, scale=tr.advantage_scale))
+    return adv.to(self.policy.device)
+
 # %% ../nbs/08_trainer.ipynb #0e3ab1a2
 @patch
 @torch.no_grad()
-def _collect(self:GRPOTrainer, prompts:list[str], times:dict)->dict:
+def _collect(self:GRPOTrainer, prompts:list[str], times:dict)->StepBatch:
+    "Sample, render and score a step's rewrites; compute advantages and the reference log-probs."
     tr, G, dev = self.tr, self.tr.group_size, self.policy.device
     with stage_timer(times, 'time_sample', dev): roll = self.policy.sample(prompts, G)
-    with stage_timer(times, 'time_render', self.generator.device):
-        imgs = self.generator.generate_groups(list(roll.texts), G, seed=tr.seed * 1_000_003 + self.step)
-    with stage_timer(times, 'time_score', self.reward.device):
-        rr = self.reward.calculate_rewards(imgs.tensors, list(roll.texts), original_prompts=[p for p in roll.prompts for _ in range(G)],
-                                           group_size=G, flags=imgs.flags)
-    rewards = floor_fallbacks(rr.total.float(), roll.fallbacks, G) if roll.n_fallbacks else rr.total.float()
-    adv = (self.prompt_stats.advantages(prompts, rewards, G) if self.prompt_stats is not None
-           else group_advantages(rewards, group_size=G, scale=tr.advantage_scale))
-    adv = adv.to(dev)
+    self.fallback_streak = fallback_streak(self.fallback_streak, roll, tr, self.step)
+    seeds = self.generator.group_seeds(len(prompts), G, step_seed(tr.seed, self.step, 'noise'))
+    imgs, rr = render_and_score(self.generator, self.reward, roll.texts, seeds, [p for p in roll.prompts for _ in range(G)], G, times=times)
+    adv = self._advantages(prompts, roll, rr.total.float())
     ref = None
     if self.ref_model is not None:
         with stage_timer(times, 'time_reference', dev):
-            ref = self.policy.log_probs(roll.prompt_ids, roll.prompt_mask, roll.completion_ids, roll.completion_mask, model=self.ref_model)
-    return dict(roll=roll, images=imgs, rewards=rr, adv=adv, tok_adv=token_advantages(adv, roll.completion_mask, tr.gamma), ref=ref)
+            ref = self.policy.log_probs(roll.prompt_ids, roll.prompt_mask, roll.completion_ids, roll.completion_mask, model=self.ref_model).logp
+    return StepBatch(roll, imgs, rr, adv, token_advantages(adv, roll.completion_mask, tr.gamma), ref)
 
-# %% ../nbs/08_trainer.ipynb #9239efd3
+# %% ../nbs/08_trainer.ipynb #4f4216a7
 @patch
-def _update(self:GRPOTrainer, batch:dict, times:dict)->dict:
-    tr, roll, dev = self.tr, batch['roll'], self.policy.device
-    N = roll.completion_ids.shape[0]
-    mb = tr.minibatch_size or N
-    accum, n_mb, acc = tr.gradient_accumulation_steps, 0, []
-    gen = torch.Generator().manual_seed(tr.seed * 7919 + self.step)
-    max_len = self.cfg.token_settings.max_new_tokens
-    self.policy.model.train()
-    with stage_timer(times, 'time_update', dev):
-        self.opt.zero_grad(set_to_none=True)
-        for _ in range(tr.grpo_epochs):
-            perm = torch.randperm(N, generator=gen).to(dev)
-            for i in range(0, N, mb):
-                idx = perm[i:i+mb]
-                out = self.policy.log_probs(roll.prompt_ids[idx], roll.prompt_mask[idx], roll.completion_ids[idx],
-                                            roll.completion_mask[idx], with_entropy=tr.entropy_coef > 0)
-                logp, ent = out if isinstance(out, tuple) else (out, None)
-                loss, m = grpo_loss(logp, roll.logprobs[idx], None if batch['ref'] is None else batch['ref'][idx],
-                                    batch['tok_adv'][idx], roll.completion_mask[idx], kl_coef=tr.kl_coef,
-                                    clip_ratio=tr.clip_ratio, clip_ratio_high=tr.clip_ratio_high, entropy=ent,
-                                    entropy_coef=tr.entropy_coef, loss_type=tr.loss_type, max_len=max_len)
-                (loss / accum).backward(); n_mb += 1; acc.append(m)
-                if n_mb % accum == 0: m['grad_norm'] = self._opt_step()
-        if n_mb % accum: acc[-1]['grad_norm'] = self._opt_step()
-    self.policy.model.eval()
-    keys = ('loss', 'policy_loss', 'kl', 'entropy', 'clip_frac', 'ratio_mean')
-    out = {k: sum(m[k] for m in acc) / len(acc) for k in keys}
-    out['grad_norm'] = max(m.get('grad_norm', 0.0) for m in acc)
-    out['optimizer_steps'] = math.ceil(n_mb / accum)
-    return out
+def _minibatch_loss(self:GRPOTrainer, b:StepBatch, idx:Tensor)->tuple:
+    "(loss, metrics) of the GRPO loss on rows `idx` of the step's batch."
+    tr, roll = self.tr, b.roll
+    lp = self.policy.log_probs(roll.prompt_ids[idx], roll.prompt_mask[idx], roll.completion_ids[idx],
+                               roll.completion_mask[idx], with_entropy=tr.entropy_coef > 0)
+    return grpo_loss(lp.logp, roll.logprobs[idx], None if b.ref is None else b.ref[idx], b.tok_adv[idx],
+                     roll.completion_mask[idx], kl_coef=tr.kl_coef, clip_ratio=tr.clip_ratio,
+                     clip_ratio_high=tr.clip_ratio_high, entropy=lp.entropy, entropy_coef=tr.entropy_coef,
+                     loss_type=tr.loss_type, max_len=self.cfg.token_settings.max_new_tokens)
 
+# %% ../nbs/08_trainer.ipynb #4fa38228
 @patch
 def _opt_step(self:GRPOTrainer)->float:
+    "Clip the gradients to `max_grad_norm`, step AdamW, zero the gradients; return the norm before clipping."
     gn = torch.nn.utils.clip_grad_norm_(self.params, self.tr.max_grad_norm)
     self.opt.step(); self.opt.zero_grad(set_to_none=True)
     return float(gn)
 
+# %% ../nbs/08_trainer.ipynb #9239efd3
+@patch
+def _update(self:GRPOTrainer, b:StepBatch, times:dict)->dict:
+    "`grpo_epochs` passes of minibatch updates over the step's batch; the mean of the minibatches' metrics."
+    tr, N, dev = self.tr, len(b.roll), self.policy.device
+    mb, accum, acc = tr.minibatch_size or N, tr.gradient_accumulation_steps, []
+    gen = torch.Generator().manual_seed(step_seed(tr.seed, self.step, 'minibatch'))
+    self.policy.model.train()
+    with stage_timer(times, 'time_update', dev):
+        self.opt.zero_grad(set_to_none=True)
+        for idx in (p[i:i+mb] for _ in range(tr.grpo_epochs) for p in [torch.randperm(N, generator=gen).to(dev)] for i in range(0, N, mb)):
+            loss, m = self._minibatch_loss(b, idx)
+            (loss / accum).backward(); acc.append(m)
+            if len(acc) % accum == 0: m['grad_norm'] = self._opt_step()
+        if len(acc) % accum: acc[-1]['grad_norm'] = self._opt_step()
+    self.policy.model.eval()
+    out = {k: sum(m[k] for m in acc) / len(acc) for k in ('loss', 'policy_loss', 'kl', 'entropy', 'clip_frac', 'ratio_mean')}
+    return {**out, 'grad_norm': max(m.get('grad_norm', 0.0) for m in acc), 'optimizer_steps': math.ceil(len(acc) / accum)}
+
+# %% ../nbs/08_trainer.ipynb #16fd503b
+def reward_metrics(
+    r:Tensor,         # (N,) total rewards in group order, NaN for flagged images
+    group_size:int,   # completions per prompt
+)->dict:              # mean, std and the share of groups whose rewards were all equal
+    "NaN-aware reward mean and std, and the fraction of groups with zero spread (they teach nothing)."
+    ok = r[~torch.isnan(r)]
+    grp = r.view(-1, group_size).nan_to_num(0)
+    zero_std = ((grp.max(1).values - grp.min(1).values).abs() < 1e-8).float().mean().item()
+    return {'reward_mean': ok.mean().item() if len(ok) else float('nan'),
+            'reward_std': float(ok.std()) if len(ok) > 1 else 0.0, 'zero_std_frac': zero_std}
+
 # %% ../nbs/08_trainer.ipynb #c6196e19
 @patch
-def _metrics(self:GRPOTrainer, batch:dict, upd:dict, times:dict)->dict:
-    G, roll, rr, adv = self.tr.group_size, batch['roll'], batch['rewards'], batch['adv']
-    r = rr.total.float()
-    grp = r.view(-1, G)
-    zero_std = ((grp.nan_to_num(0).max(1).values - grp.nan_to_num(0).min(1).values).abs() < 1e-8).float().mean().item()
-    lens = roll.completion_mask.sum(1).float()
-    m = {'step': self.step, **upd,
-         'reward_mean': torch.nanmean(r).item(), 'reward_std': float(r[~torch.isnan(r)].std()) if (~torch.isnan(r)).sum() > 1 else 0.0,
-         **{f'reward_{k}': v for k, v in rr.mean().items() if k != 'total'},
+def _metrics(self:GRPOTrainer, b:StepBatch, upd:dict, times:dict)->dict:
+    "The metrics of one step: update, rewards, advantages, rewrites, images and timings."
+    roll, adv = b.roll, b.adv
+    m = {'step': self.step, **upd, **reward_metrics(b.rewards.total.float(), self.tr.group_size),
+         **{f'reward_{k}': v for k, v in b.rewards.mean().items() if k != 'total'},
          'adv_mean': adv.mean().item(), 'adv_std': adv.std().item(), 'adv_abs_mean': adv.abs().mean().item(),
-         'zero_std_frac': zero_std, 'rewrite_tokens': lens.mean().item(),
+         'rewrite_tokens': roll.completion_mask.sum(1).float().mean().item(),
          'rewrite_words': sum(len(t.split()) for t in roll.texts) / len(roll.texts),
-         'fallbacks': roll.n_fallbacks, 'flagged_images': sum(f is not None for f in batch['images'].flags),
-         'rendered_images': batch['images'].n_rendered,
+         'fallbacks': roll.n_fallbacks, 'flagged_images': b.images.n_flagged, 'rendered_images': b.images.n_rendered,
          'lr': self.opt.param_groups[0]['lr'], **times}
-    m['time_step'] = sum(v for k, v in times.items() if k.startswith('time_'))
-    return m
+    return {**m, 'time_step': sum(v for k, v in times.items() if k.startswith('time_'))}
 
+# %% ../nbs/08_trainer.ipynb #18241baf
 @patch
 def train_step(self:GRPOTrainer,
     prompts:list[str],  # the B user prompts of this step
 )->dict:                # the step's metrics
     "One GRPO step on a batch of user prompts."
-    set_seed(self.tr.seed * 1_000_003 + self.step)   # each step's randomness depends only on (seed, step)
+    set_seed(step_seed(self.tr.seed, self.step, 'sample'))   # each step's randomness depends only on (seed, step)
     times = {}
-    batch = self._collect(prompts, times)
-    upd = self._update(batch, times)
+    b = self._collect(prompts, times)
+    upd = self._update(b, times)
     self.step += 1
     if self.ref_model is not None and self.step % self.tr.update_ref_model_freq == 0:
         self.ref_model.load_state_dict(self.policy.model.state_dict())
-    metrics = self._metrics(batch, upd, times)
-    self.last = {'prompts': prompts, **batch}
-    return metrics
+    self.last = b
+    return self._metrics(b, upd, times)
 
 # %% ../nbs/08_trainer.ipynb #ff622dc1
 @patch
 def state_dict(self:GRPOTrainer)->dict:
     "Everything besides the policy weights needed to resume exactly."
-    sd = {'step': self.step, 'optimizer': self.opt.state_dict(),
+    sd = {'step': self.step, 'fallback_streak': self.fallback_streak, 'optimizer': self.opt.state_dict(),
           'prompt_stats': self.prompt_stats.state_dict() if self.prompt_stats else None}
     if hasattr(self.reward, 'state_dict'): sd['reward'] = self.reward.state_dict()
     return sd
@@ -211,6 +292,6 @@ def state_dict(self:GRPOTrainer)->dict:
 @patch
 def load_state_dict(self:GRPOTrainer, sd:dict):
     "Restore `state_dict()` output; the reference weights are restored by whoever saved them (see `system`)."
-    self.step = sd['step']; self.opt.load_state_dict(sd['optimizer'])
+    self.step, self.fallback_streak = sd['step'], sd.get('fallback_streak', 0); self.opt.load_state_dict(sd['optimizer'])
     if self.prompt_stats is not None and sd.get('prompt_stats'): self.prompt_stats.load_state_dict(sd['prompt_stats'])
     if sd.get('reward') is not None and hasattr(self.reward, 'load_state_dict'): self.reward.load_state_dict(sd['reward'])

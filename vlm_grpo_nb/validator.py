@@ -9,16 +9,18 @@ from collections import defaultdict
 from pathlib import Path
 
 import torch
-from .config import Config, get_logger, set_seed
+from fastcore.basics import patch
+from .config import Config, get_logger, set_seed, step_seed
 from .data import save_json
-from .sd_generator import ImageBatch
+from .trainer import render_and_score
 
 # %% auto #0
-__all__ = ['log', 'summarize', 'breakdown', 'Validator', 'comparison_grid']
+__all__ = ['log', 'summarize', 'breakdown', 'Validator', 'chunk_rows', 'chunk_samples', 'comparison_grid']
 
 # %% ../nbs/09_validator.ipynb #d1077d10
 log = get_logger(__name__)
 
+# %% ../nbs/09_validator.ipynb #7016d0fc
 def summarize(rows:list[dict])->dict:
     "Mean rewards of originals and rewrites, improvement (absolute and in percent) and success rate of `rows`."
     n = len(rows)
@@ -30,6 +32,7 @@ def summarize(rows:list[dict])->dict:
             'success_rate': sum(r['success'] for r in rows) / n,
             'fallbacks': sum(r['fallback'] for r in rows)}
 
+# %% ../nbs/09_validator.ipynb #a3560a0c
 def breakdown(rows:list[dict], field:str)->dict:
     "`summarize` per value of `field` (e.g. 'category')."
     by = defaultdict(list)
@@ -48,57 +51,74 @@ class Validator:
     ):
         self.policy, self.generator, self.reward, self.cfg = policy, generator, reward, config
         self.seed = config.training_settings.seed if seed is None else seed
-        self._original_images = {}  # (prompts, seeds) of a chunk -> its ImageBatch
+        self._original_images = {}  # (prompts, seeds) of a chunk -> its ImageBatch, on the CPU
+        self.samples = None         # the first chunk's prompts, rewrites, images and rewards (for grids)
+    def __repr__(self): return f'Validator(seed={self.seed}, {len(self._original_images)} chunks of originals kept)'
 
-    def _originals(self, prompts, seeds):
-        "Images of the original prompts. Only the policy trains, so they never change: each is rendered once per run, kept on the CPU."
-        key = (tuple(prompts), tuple(seeds))
-        if key not in self._original_images:
-            b = self.generator.generate_images(prompts, seeds)
-            self._original_images[key] = ImageBatch(b.tensors.cpu(), b.seeds, b.flags, b.prompts)
-        return self._original_images[key]
+# %% ../nbs/09_validator.ipynb #61e91ee8
+@patch
+def _originals(self:Validator, prompts:list[str], seeds:list[int]):
+    "The images of the original prompts of a chunk, rendered on first use."
+    key = (tuple(prompts), tuple(seeds))
+    if key not in self._original_images: self._original_images[key] = self.generator.generate_images(prompts, seeds).cpu()
+    return self._original_images[key]
 
-    def _score(self, texts, seeds, originals, imgs=None):
-        imgs = self.generator.generate_images(texts, seeds) if imgs is None else imgs
-        rr = self.reward.calculate_rewards(imgs.tensors, texts, original_prompts=originals, flags=imgs.flags, update_stats=False)
-        return imgs, rr
+# %% ../nbs/09_validator.ipynb #64822a21
+@patch
+def _chunk(self:Validator, prompts:list[str], c:int)->dict:
+    "Rewrite, render and score the prompts of the chunk starting at validation index `c`."
+    seeds = [step_seed(self.seed, c + i, 'validation_noise') for i in range(len(prompts))]
+    set_seed(step_seed(self.seed, c, 'validation_rewrites'))
+    rewrites = self.policy.enhance_prompts(prompts)
+    io, ro = render_and_score(self.generator, self.reward, prompts, seeds, prompts, update_stats=False,
+                              images=self._originals(prompts, seeds))
+    ir, rw = render_and_score(self.generator, self.reward, [str(t) for t in rewrites], seeds, prompts, update_stats=False)
+    return dict(prompts=prompts, rewrites=rewrites, seeds=seeds, original=(io, ro), rewrite=(ir, rw))
 
-    def evaluate(self,
-        records:list[dict],          # validation records (`load_prompts(split='val')`)
-        iteration:int=0,             # the training step this validation belongs to (0 = baseline)
-        out_dir:str|Path|None=None,  # write validation_iter_N.json here
-        batch_size:int=16,           # prompts rewritten and rendered per call
-        progress:bool=False,         # show a progress bar
-    )->dict:
-        "Rewrite, render and score each validation prompt and its original; return (and save) the summary."
-        from tqdm.auto import tqdm
-        rows, keep = [], None
-        chunks = range(0, len(records), batch_size)
-        with torch.random.fork_rng(devices=[]):
-            for c in tqdm(chunks, desc=f'validate @{iteration}', disable=not progress, leave=False):
-                recs = records[c:c+batch_size]
-                prompts = [r['user_prompt'] for r in recs]
-                seeds = [self.seed * 7 + c + i for i in range(len(recs))]
-                set_seed(self.seed + c)
-                rewrites = self.policy.enhance_prompts(prompts)
-                io, ro = self._score(prompts, seeds, prompts, self._originals(prompts, seeds))
-                ir, rw = self._score([str(t) for t in rewrites], seeds, prompts)
-                for i, rec in enumerate(recs):
-                    a, b = ro.total[i].item(), rw.total[i].item()
-                    if a != a or b != b:
-                        log.warning(f"validation prompt {rec['user_prompt']!r}: image flagged ({io.flags[i]}/{ir.flags[i]}); left out")
-                        continue
-                    rows.append({'user_prompt': rec['user_prompt'], 'category': rec['category'], 'difficulty': rec['difficulty'],
-                                 'rewrite': str(rewrites[i]), 'fallback': bool(getattr(rewrites[i], 'fallback', False)),
-                                 'reward_original': a, 'reward_rewrite': b, 'improvement': b - a, 'success': b > a,
-                                 **{f'rewrite_{k}': v[i].item() for k, v in rw.breakdown.items()}})
-                if keep is None: keep = {'prompts': prompts, 'rewrites': [str(t) for t in rewrites], 'original_images': io.images,
-                                         'rewrite_images': ir.images, 'reward_original': ro.total.tolist(), 'reward_rewrite': rw.total.tolist()}
-        res = {'iteration': iteration, **summarize(rows), 'by_category': breakdown(rows, 'category'),
-               'by_difficulty': breakdown(rows, 'difficulty'), 'n_flagged': len(records) - len(rows), 'rows': rows}
-        self.samples = keep
-        if out_dir is not None: save_json(res, Path(out_dir)/f'validation_iter_{iteration}.json')
-        return res
+# %% ../nbs/09_validator.ipynb #1a26b2ca
+def chunk_rows(recs:list[dict], ch:dict)->list[dict]:
+    "The result rows of a chunk from `Validator._chunk`, leaving out (with a warning) prompts whose image was flagged."
+    (io, ro), (ir, rw), rows = ch['original'], ch['rewrite'], []
+    for i, rec in enumerate(recs):
+        a, b = ro.total[i].item(), rw.total[i].item()
+        if a != a or b != b:
+            log.warning(f"validation prompt {rec['user_prompt']!r}: image flagged ({io.flags[i]}/{ir.flags[i]}); left out"); continue
+        rw_i = ch['rewrites'][i]
+        rows.append({'user_prompt': rec['user_prompt'], 'category': rec['category'], 'difficulty': rec['difficulty'],
+                     'rewrite': str(rw_i), 'fallback': bool(getattr(rw_i, 'fallback', False)), 'seed': ch['seeds'][i],
+                     'reward_original': a, 'reward_rewrite': b, 'improvement': b - a, 'success': b > a,
+                     **{f'rewrite_{k}': v[i].item() for k, v in rw.breakdown.items()}})
+    return rows
+
+# %% ../nbs/09_validator.ipynb #77f0cfb0
+def chunk_samples(ch:dict)->dict:
+    "What `comparison_grid` draws from a chunk: prompts, rewrites, both sets of images and rewards."
+    (io, ro), (ir, rw) = ch['original'], ch['rewrite']
+    return {'prompts': ch['prompts'], 'rewrites': [str(t) for t in ch['rewrites']], 'original_images': io.images,
+            'rewrite_images': ir.images, 'reward_original': ro.total.tolist(), 'reward_rewrite': rw.total.tolist()}
+
+# %% ../nbs/09_validator.ipynb #a7f35b0d
+@patch
+def evaluate(self:Validator,
+    records:list[dict],          # validation records (`load_prompts(split='val')`)
+    iteration:int=0,             # the training step this validation belongs to (0 = baseline)
+    out_dir:str|Path|None=None,  # write validation_iter_N.json here
+    batch_size:int=16,           # prompts rewritten and rendered per call
+    progress:bool=False,         # show a progress bar
+)->dict:
+    "Rewrite, render and score each validation prompt and its original; return (and save) the summary."
+    from tqdm.auto import tqdm
+    rows, self.samples = [], None
+    with torch.random.fork_rng(devices=[]):
+        for c in tqdm(range(0, len(records), batch_size), desc=f'validate @{iteration}', disable=not progress, leave=False):
+            recs = records[c:c+batch_size]
+            ch = self._chunk([r['user_prompt'] for r in recs], c)
+            rows += chunk_rows(recs, ch)
+            if self.samples is None: self.samples = chunk_samples(ch)
+    res = {'iteration': iteration, **summarize(rows), 'by_category': breakdown(rows, 'category'),
+           'by_difficulty': breakdown(rows, 'difficulty'), 'n_flagged': len(records) - len(rows), 'rows': rows}
+    if out_dir is not None: save_json(res, Path(out_dir)/f'validation_iter_{iteration}.json')
+    return res
 
 # %% ../nbs/09_validator.ipynb #9bd94bf5
 def comparison_grid(

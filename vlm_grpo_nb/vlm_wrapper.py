@@ -8,8 +8,8 @@ import copy, json, re, warnings
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -17,12 +17,13 @@ from fastcore.basics import patch
 
 from .config import Config, load_config, resolve_device, resolve_dtype, get_logger
 from .tiny import resolve_model, set_offline, quiet, ModelNotAvailable
+from .clip_text import clip_token_count, fit_clip
 from .grpo import entropy_from_logits
 
 # %% auto #0
-__all__ = ['log', 'PLAIN_TEMPLATE', 'LORA_DIR', 'LOGP_BLOCK', 'Rewrite', 'clip_tokenizer', 'clip_token_ids', 'clip_token_count',
-           'fit_clip', 'clean_text', 'unusable_reason', 'clean_rewrite', 'Rollout', 'eos_mask', 'is_vl_checkpoint',
-           'load_policy', 'add_lora', 'VLMWrapper', 'SamplingWarper']
+__all__ = ['log', 'PLAIN_TEMPLATE', 'LORA_DIR', 'LOGP_BLOCK', 'ROW_ERRORS', 'Rewrite', 'clean_text', 'unusable_reason',
+           'clean_rewrite', 'Rollout', 'eos_mask', 'is_vl_checkpoint', 'load_policy', 'add_lora', 'pick_template',
+           'stop_tokens', 'build_policy', 'VLMWrapper', 'SamplingWarper', 'LogProbs']
 
 # %% ../nbs/02_vlm_wrapper.ipynb #b7a45a0c
 log = get_logger(__name__)
@@ -43,49 +44,7 @@ class Rewrite(str):
         s = str.__repr__(self)
         return f"Rewrite({s}, fallback=True, reason={self.reason!r})" if self.fallback else s
 
-# %% ../nbs/02_vlm_wrapper.ipynb #4f183b4a
-@lru_cache(maxsize=1)
-def clip_tokenizer():
-    "open_clip's `SimpleTokenizer`, built once from its shipped BPE file."
-    from open_clip.tokenizer import SimpleTokenizer
-    return SimpleTokenizer()
-
-@lru_cache(maxsize=2**16)
-def clip_token_ids(
-    text:str, # any text
-)->tuple:     # its BPE token ids, without CLIP's start and end tokens
-    "The CLIP BPE ids of `text` (memoised; without start and end tokens)."
-    return tuple(clip_tokenizer().encode(text))
-
-def clip_token_count(
-    text:str, # any text
-)->int:       # CLIP tokens, counting the start and end tokens
-    "How many CLIP tokens `text` takes, including CLIP's start and end tokens."
-    return len(clip_token_ids(text)) + 2
-
-# %% ../nbs/02_vlm_wrapper.ipynb #933169fd
-def fit_clip(
-    text:str,       # whitespace-separated text
-    max_tokens:int, # the limit, counting CLIP's start and end tokens (`token_settings.max_prompt_length`)
-)->str:             # `text` itself if it fits, else its longest whole-word prefix that fits ('' if no word fits)
-    "Cut `text` to the longest whole-word prefix whose CLIP token count is at most `max_tokens`."
-    if clip_token_count(text) <= max_tokens: return text
-    words = text.split()
-    lo, hi = 0, len(words)  # words[:lo] fits, words[:hi] does not
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if clip_token_count(' '.join(words[:mid])) <= max_tokens: lo = mid
-        else: hi = mid
-    return ' '.join(words[:lo])
-
 # %% ../nbs/02_vlm_wrapper.ipynb #f106fef2
-_CHAT_MARKER = re.compile(r'<\|[^<>|\s]{1,40}\|>')   # <|im_end|>, <|eot_id|>, ... even when not in the tokenizer
-_ROLE = re.compile(r'^\s*(?:assistant|system|user|model)\s*(?::|\n)\s*', re.I)
-_HERE = re.compile(r"^\s*here(?: is|'s)\b[^:\n]{0,60}:\s*", re.I)
-_LABEL = re.compile(r'^\s*(?:[\w-]+\s+){0,3}prompt\s*:\s*', re.I)
-_PAIRS = {'"': '"', "'": "'", '“': '”', '‘': '’', '«': '»', '`': '`', '*': '*'}
-_CLOSERS = {v: k for k, v in _PAIRS.items()}
-
 def _drop_controls(t:str)->str:
     "Newlines stay (they separate an echoed role name); other control and format characters go."
     import unicodedata
@@ -94,12 +53,22 @@ def _drop_controls(t:str)->str:
     return ''.join(c if c == '\n' else ' ' if unicodedata.category(c) == 'Cc' else '' if unicodedata.category(c)[0] == 'C' else c
                    for c in t)
 
+# %% ../nbs/02_vlm_wrapper.ipynb #e0e83cf9
+_PAIRS = {'"': '"', "'": "'", '“': '”', '‘': '’', '«': '»', '`': '`', '*': '*'}
+_CLOSERS = {v: k for k, v in _PAIRS.items()}
+
 def _strip_quotes(t:str)->str:
     "Remove a pair of surrounding quotes, or one quote at either end that has no partner."
     if len(t) >= 2 and t[0] in _PAIRS and t[-1] == _PAIRS[t[0]]: return t[1:-1]
     if t and t[0] in _PAIRS and _PAIRS[t[0]] not in t[1:]: return t[1:]
     if t and t[-1] in _CLOSERS and _CLOSERS[t[-1]] not in t[:-1]: return t[:-1]
     return t
+
+# %% ../nbs/02_vlm_wrapper.ipynb #84de0230
+_CHAT_MARKER = re.compile(r'<\|[^<>|\s]{1,40}\|>')   # <|im_end|>, <|eot_id|>, ... even when not in the tokenizer
+_ROLE = re.compile(r'^\s*(?:assistant|system|user|model)\s*(?::|\n)\s*', re.I)
+_HERE = re.compile(r"^\s*here(?: is|'s)\b[^:\n]{0,60}:\s*", re.I)
+_LABEL = re.compile(r'^\s*(?:[\w-]+\s+){0,3}prompt\s*:\s*', re.I)
 
 def clean_text(
     raw:str,                     # a decoded completion, special tokens included
@@ -192,6 +161,16 @@ def is_vl_checkpoint(
     from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES as VL
     with quiet(): return AutoConfig.from_pretrained(path).model_type in VL
 
+# %% ../nbs/02_vlm_wrapper.ipynb #bbf06707
+def _pad_left(tok, path:str):
+    "Left padding for generation, and a pad token (the EOS token if the tokenizer has none)."
+    tok.padding_side = 'left'
+    if tok.pad_token is None:
+        if tok.eos_token is None: raise ValueError(f"the tokenizer at {path} has neither a pad nor an EOS token; add one to its tokenizer_config.json")
+        tok.pad_token = tok.eos_token
+        log.info(f'{path}: the tokenizer has no pad token; using its EOS token {tok.eos_token!r}')
+
+# %% ../nbs/02_vlm_wrapper.ipynb #63364c64
 def load_policy(
     path:str,              # a folder or hub id (already resolved by `resolve_model`)
     dtype:torch.dtype,     # weights' dtype
@@ -209,11 +188,7 @@ def load_policy(
         else:
             proc = tok = tf.AutoTokenizer.from_pretrained(path)
             model = tf.AutoModelForCausalLM.from_pretrained(weights, dtype=dtype)
-    tok.padding_side = 'left'
-    if tok.pad_token is None:
-        if tok.eos_token is None: raise ValueError(f"the tokenizer at {path} has neither a pad nor an EOS token; add one to its tokenizer_config.json")
-        tok.pad_token = tok.eos_token
-        log.info(f'{path}: the tokenizer has no pad token; using its EOS token {tok.eos_token!r}')
+    _pad_left(tok, path)
     return model, proc, tok, is_vl
 
 # %% ../nbs/02_vlm_wrapper.ipynb #87bb7584
@@ -237,12 +212,38 @@ def add_lora(
 PLAIN_TEMPLATE = "{system_prompt}\n\nShort prompt: {prompt}\nDetailed prompt:"
 LORA_DIR = 'lora_adapter'  # where `save` puts a LoRA policy's adapter, beside the merged model
 
+# %% ../nbs/02_vlm_wrapper.ipynb #cd460392
+def pick_template(
+    tokenizer,       # the policy's tokenizer or processor
+    gs:Config,       # `config.generation_settings`
+)->tuple:            # ('custom' | 'chat' | 'plain', echoes)
+    "Which template formats prompts, and what of it the policy may repeat."
+    t = gs.prompt_template
+    if t is not None:
+        if '{prompt}' not in t:
+            raise ValueError(f"generation_settings.prompt_template must contain '{{prompt}}' where the user's prompt goes, got {t!r}")
+        kind = 'custom'
+    elif getattr(tokenizer, 'chat_template', None): return 'chat', ()
+    else: kind, t = 'plain', PLAIN_TEMPLATE
+    return kind, tuple(t.split('{prompt}')[-1].strip().splitlines()[-1:])
+
+# %% ../nbs/02_vlm_wrapper.ipynb #10ce4b81
+def stop_tokens(model, tok)->tuple:
+    "(sorted EOS ids, special-token strings longest first) of a loaded policy."
+    gen_eos = getattr(getattr(model, 'generation_config', None), 'eos_token_id', None)
+    gen_eos = gen_eos if isinstance(gen_eos, (list, tuple)) else [gen_eos]
+    eos_ids = sorted({i for i in [tok.eos_token_id, *gen_eos] if i is not None})
+    specials = {*tok.all_special_tokens, *(t.content for t in tok.added_tokens_decoder.values() if t.special)}
+    return eos_ids, tuple(sorted(specials, key=len, reverse=True))
+
+# %% ../nbs/02_vlm_wrapper.ipynb #2e1729f4
 def _checkpointing(model:torch.nn.Module):
     "Turn on activation (gradient) checkpointing, non-reentrant; transformers 5 renamed the method."
     on = getattr(model, 'activation_checkpointing_enable', None)
     if on is not None: on(activation_checkpointing_kwargs={'use_reentrant': False})
     else: model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={'use_reentrant': False})
 
+# %% ../nbs/02_vlm_wrapper.ipynb #7a079908
 def _adapter_base(adapter:Path, ms:Config)->str:
     "The resolved base model of a saved LoRA adapter; raise if it is not available."
     base = json.loads((adapter/'adapter_config.json').read_text()).get('base_model_name_or_path')
@@ -251,6 +252,7 @@ def _adapter_base(adapter:Path, ms:Config)->str:
         raise ModelNotAvailable(f"{adapter} is a LoRA adapter on the base model {base!r}, which is not available ({e}). "
                                 f"To use the merged weights saved beside it instead, set model_settings.use_lora=false.") from None
 
+# %% ../nbs/02_vlm_wrapper.ipynb #384edf4e
 def _load_adapter(model:torch.nn.Module, adapter:Path)->torch.nn.Module:
     "Put a saved LoRA adapter (trainable) on its base model."
     from peft import PeftModel
@@ -260,6 +262,19 @@ def _load_adapter(model:torch.nn.Module, adapter:Path)->torch.nn.Module:
     log.info(f'loaded the LoRA adapter {adapter} on its base model')
     return model
 
+# %% ../nbs/02_vlm_wrapper.ipynb #b1e541af
+def build_policy(path:str, ms:Config, dtype:torch.dtype, device:torch.device)->tuple:
+    "Load the policy at `path` for training as `model_settings` asks: (model, tokenizer or processor, text tokenizer, is_vl)."
+    adapter = Path(path)/LORA_DIR if ms.use_lora else None
+    base = _adapter_base(adapter, ms) if adapter is not None and adapter.is_dir() else None
+    model, proc, tok, is_vl = load_policy(path, dtype, weights=base)
+    model.to(device)
+    if ms.gradient_checkpointing: _checkpointing(model)
+    if base is not None: model = _load_adapter(model, adapter)
+    elif ms.use_lora: model = add_lora(model, ms)
+    return model.to(device).eval(), proc, tok, is_vl
+
+# %% ../nbs/02_vlm_wrapper.ipynb #e12cf279
 class VLMWrapper:
     "The prompt-rewriting policy: generation, sampling with log-probs, differentiable log-probs, save and reload."
     def __init__(self,
@@ -275,33 +290,10 @@ class VLMWrapper:
         self.path = resolve_model(self.name, 'policy', cache_dir=ms.cache_dir, timeout=ms.hub_timeout)
         self.device = resolve_device(str(device) if device is not None else cfg.device_settings.policy)
         self.dtype = dtype if isinstance(dtype, torch.dtype) else resolve_dtype(dtype or cfg.device_settings.policy_dtype, self.device)
-        adapter = Path(self.path)/LORA_DIR if ms.use_lora else None
-        base = _adapter_base(adapter, ms) if adapter is not None and adapter.is_dir() else None
-        model, self.tokenizer, self.text_tokenizer, self.is_vl = load_policy(self.path, self.dtype, weights=base)
-        model.to(self.device)
-        if ms.gradient_checkpointing: _checkpointing(model)
-        if base is not None: model = _load_adapter(model, adapter)
-        elif ms.use_lora: model = add_lora(model, ms)
-        self.model = model.to(self.device).eval()  # sampling runs in eval mode; the trainer switches to train() for updates
-        self.template_kind, self.echoes = self._pick_template()
-        tok = self.text_tokenizer
-        gen_eos = getattr(getattr(model, 'generation_config', None), 'eos_token_id', None)
-        gen_eos = gen_eos if isinstance(gen_eos, (list, tuple)) else [gen_eos]
-        self.eos_ids = sorted({i for i in [tok.eos_token_id, *gen_eos] if i is not None})
-        self.special_tokens = tuple(sorted({*tok.all_special_tokens, *(t.content for t in tok.added_tokens_decoder.values() if t.special)}, key=len, reverse=True))
+        self.model, self.tokenizer, self.text_tokenizer, self.is_vl = build_policy(self.path, ms, self.dtype, self.device)
+        self.template_kind, self.echoes = pick_template(self.tokenizer, cfg.generation_settings)
+        self.eos_ids, self.special_tokens = stop_tokens(self.model, self.text_tokenizer)
         self.n_fallbacks = self.n_truncated = 0
-
-    def _pick_template(self):
-        "('custom' | 'chat' | 'plain', echoes): which template formats prompts, and what of it the policy may repeat."
-        t = self.config.generation_settings.prompt_template
-        if t is not None:
-            if '{prompt}' not in t:
-                raise ValueError(f"generation_settings.prompt_template must contain '{{prompt}}' where the user's prompt goes, got {t!r}")
-            kind = 'custom'
-        elif getattr(self.tokenizer, 'chat_template', None): return 'chat', ()
-        else: kind, t = 'plain', PLAIN_TEMPLATE
-        tail = t.split('{prompt}')[-1].strip().splitlines()
-        return kind, tuple(tail[-1:])
 
     def __repr__(self):
         n = sum(p.numel() for p in self.model.parameters())
@@ -311,19 +303,14 @@ class VLMWrapper:
 
 # %% ../nbs/02_vlm_wrapper.ipynb #d0f50ccc
 def _short(x, n:int=60)->str:
+    "`repr(x)`, cut to `n` characters, for error messages."
     s = repr(x); return s if len(s) <= n else s[:n] + '...'
 
+# %% ../nbs/02_vlm_wrapper.ipynb #110afdaa
 @patch
-def check_prompt(self:VLMWrapper,
-    prompt:str,         # the user's prompt
-    name:str='prompt',  # how errors refer to it, e.g. 'prompts[3]'
-)->str:                 # the prompt, stripped (and cut to fit when over_length is 'truncate')
-    "Validate a user prompt: a non-empty str of at most `max_prompt_length` CLIP tokens."
-    if not isinstance(prompt, str): raise TypeError(f"{name} must be a str, got {type(prompt).__name__} {_short(prompt)}")
-    p = prompt.strip()
-    if not p: raise ValueError(f"{name} {prompt!r} is empty (after stripping whitespace); pass the text to rewrite")
-    n, mx = clip_token_count(p), self.config.token_settings.max_prompt_length
-    if n <= mx: return p
+def _truncate(self:VLMWrapper, p:str, n:int, name:str)->str:
+    "Cut an over-long prompt of `n` CLIP tokens to fit, with a warning; raise if `over_length` is 'error'."
+    mx = self.config.token_settings.max_prompt_length
     if self.config.generation_settings.over_length == 'error':
         raise ValueError(f"{name} {_short(p)} is {n} CLIP tokens (with start/end), more than token_settings.max_prompt_length={mx}; "
                          "shorten it, or set generation_settings.over_length='truncate' to cut it to fit")
@@ -333,6 +320,19 @@ def check_prompt(self:VLMWrapper,
     log.warning(f"{name} is {n} CLIP tokens, more than token_settings.max_prompt_length={mx}; truncated to "
                 f"{clip_token_count(cut)}: {_short(cut)} ({self.n_truncated} truncated so far)")
     return cut
+
+# %% ../nbs/02_vlm_wrapper.ipynb #152d77a1
+@patch
+def check_prompt(self:VLMWrapper,
+    prompt:str,         # the user's prompt
+    name:str='prompt',  # how errors refer to it, e.g. 'prompts[3]'
+)->str:                 # the prompt, stripped (and cut to fit when over_length is 'truncate')
+    "Validate a user prompt: a non-empty str of at most `max_prompt_length` CLIP tokens."
+    if not isinstance(prompt, str): raise TypeError(f"{name} must be a str, got {type(prompt).__name__} {_short(prompt)}")
+    p = prompt.strip()
+    if not p: raise ValueError(f"{name} {prompt!r} is empty (after stripping whitespace); pass the text to rewrite")
+    n = clip_token_count(p)
+    return p if n <= self.config.token_settings.max_prompt_length else self._truncate(p, n, name)
 
 # %% ../nbs/02_vlm_wrapper.ipynb #36f413b2
 @patch
@@ -347,6 +347,7 @@ def _format(self:VLMWrapper, p:str)->str:
     t = gs.prompt_template if self.template_kind == 'custom' else PLAIN_TEMPLATE
     return t.replace('{system_prompt}', sys).replace('{prompt}', p).lstrip()
 
+# %% ../nbs/02_vlm_wrapper.ipynb #abc3ffdf
 @patch
 def format_prompt(self:VLMWrapper,
     prompt:str, # the user's prompt
@@ -386,6 +387,7 @@ def _prompt_ids(self:VLMWrapper, p:str)->list[int]:
         cache[key] = self.text_tokenizer(self._format(p), add_special_tokens=self.template_kind != 'chat')['input_ids']  # a chat template writes its own
     return cache[key]
 
+# %% ../nbs/02_vlm_wrapper.ipynb #7a309ec4
 @patch
 def _encode(self:VLMWrapper, prompts:list[str])->tuple:
     "Format and tokenize checked prompts: (input_ids, attention_mask) on the policy's device, left-padded."
@@ -395,6 +397,7 @@ def _encode(self:VLMWrapper, prompts:list[str])->tuple:
     mask = torch.tensor([[0] * (L - len(r)) + [1] * len(r) for r in rows], device=self.device)
     return ids, mask
 
+# %% ../nbs/02_vlm_wrapper.ipynb #09135f19
 @patch
 def _gen_kwargs(self:VLMWrapper)->dict:
     "Keyword arguments for `generate` from the config; sampling goes through one `SamplingWarper`."
@@ -407,6 +410,7 @@ def _gen_kwargs(self:VLMWrapper)->dict:
                   logits_processor=LogitsProcessorList([SamplingWarper(g.temperature, g.top_k, g.top_p)]))
     return kw
 
+# %% ../nbs/02_vlm_wrapper.ipynb #b8a5b0c6
 @contextmanager
 def _seeded(generator:torch.Generator|None, device:torch.device):
     "Inside the block the global RNG is seeded from `generator` (if given); outside it is untouched."
@@ -417,8 +421,10 @@ def _seeded(generator:torch.Generator|None, device:torch.device):
         torch.manual_seed(seed)
         yield
 
+# %% ../nbs/02_vlm_wrapper.ipynb #0bc8aa0c
 @contextmanager
 def _eval_mode(model:torch.nn.Module):
+    "Eval mode inside the block, the previous mode after it."
     was = model.training
     if was: model.eval()   # switching walks every module: only when needed
     try: yield
@@ -443,14 +449,25 @@ def _complete(self:VLMWrapper, ids:Tensor, mask:Tensor, with_logprobs:bool=True)
                       .gather(-1, comp[:, t:t + steps, None]).squeeze(-1) for t in range(0, len(out.logits), steps)], 1)
     return comp, cmask, logp * cmask
 
+# %% ../nbs/02_vlm_wrapper.ipynb #4e9ecfb1
+ROW_ERRORS = (ValueError, UnicodeError, OverflowError, IndexError, KeyError)  # what decoding and cleaning one row may raise
+
+@patch
+def _to_rewrite(self:VLMWrapper, row:Tensor, m:Tensor, user:str)->Rewrite:
+    "Decode one completion up to its first EOS and clean it, falling back to `user`; a row error is a fallback of this row."
+    s = self.config
+    try: raw = self.text_tokenizer.decode(row[m.bool()].tolist(), skip_special_tokens=False)
+    except ROW_ERRORS as e: return Rewrite(user, True, f'error: {type(e).__name__}: {e}', '')
+    try: return clean_rewrite(raw, user, s.token_settings.max_prompt_length, s.reward_settings.max_repeat_fraction,
+                              self.special_tokens, self.echoes)
+    except ROW_ERRORS as e: return Rewrite(user, True, f'error: {type(e).__name__}: {e}', raw)
+
 @patch
 def _to_rewrites(self:VLMWrapper, comp:Tensor, cmask:Tensor, users:list[str])->list[Rewrite]:
-    "Decode each completion up to its first EOS and clean it, falling back to its user prompt."
-    s, ts = self.config, self.config.token_settings
-    return [clean_rewrite(self.text_tokenizer.decode(row[m.bool()].tolist(), skip_special_tokens=False), u,
-                          ts.max_prompt_length, s.reward_settings.max_repeat_fraction, self.special_tokens, self.echoes)
-            for row, m, u in zip(comp, cmask, users)]
+    "`_to_rewrite` for each row."
+    return [self._to_rewrite(row, m, u) for row, m, u in zip(comp, cmask, users)]
 
+# %% ../nbs/02_vlm_wrapper.ipynb #8bdb8772
 @patch
 def _count(self:VLMWrapper, texts:list[Rewrite], what:str)->int:
     "Count and log the fallbacks among `texts`; return how many there were."
@@ -462,6 +479,7 @@ def _count(self:VLMWrapper, texts:list[Rewrite], what:str)->int:
         log.info(f'{what}: {len(fb)}/{len(texts)} rewrites fell back to the user prompt {why}; {self.n_fallbacks} so far')
     return len(fb)
 
+# %% ../nbs/02_vlm_wrapper.ipynb #548e68c7
 @patch
 def _check_prompts(self:VLMWrapper, prompts:list[str], what:str)->list[str]:
     "Check a list of user prompts, naming the bad one by its index."
@@ -485,18 +503,12 @@ def enhance_prompts(self:VLMWrapper,
     with _seeded(generator, self.device):
         for i in range(0, len(prompts), batch_size):
             batch = prompts[i:i + batch_size]
-            try:
-                ids, mask = self._encode(batch)
-                comp, cmask, _ = self._complete(ids, mask, with_logprobs=False)
-            except Exception as e:
-                log.warning(f'enhance_prompts: generation failed for prompts {i}..{i + len(batch) - 1} ({type(e).__name__}: {e}); '
-                            'using the user prompts')
-                out += [Rewrite(p, True, f'error: {type(e).__name__}: {e}', '') for p in batch]
-                continue
+            comp, cmask, _ = self._complete(*self._encode(batch), with_logprobs=False)
             out += self._to_rewrites(comp, cmask, batch)
     self._count(out, 'enhance_prompts')
     return out
 
+# %% ../nbs/02_vlm_wrapper.ipynb #be5368c3
 @patch
 def enhance_prompt(self:VLMWrapper,
     prompt:str,                          # a user prompt
@@ -519,20 +531,25 @@ def sample(self:VLMWrapper,
         raise ValueError(f"sample: group_size must be an int >= 1, got {group_size!r}")
     ids, mask = self._encode(prompts)
     ids, mask = ids.repeat_interleave(group_size, 0), mask.repeat_interleave(group_size, 0)
-    users = [p for p in prompts for _ in range(group_size)]
-    try:
-        with _seeded(generator, self.device): comp, cmask, logp = self._complete(ids, mask)
-        texts = self._to_rewrites(comp, cmask, users)
-    except Exception as e:
-        log.warning(f'sample: generation failed ({type(e).__name__}: {e}); all {len(users)} rows fall back to their '
-                    'user prompts and carry no tokens')
-        comp = torch.full((len(users), 1), self.text_tokenizer.pad_token_id, dtype=torch.long, device=self.device)
-        cmask, logp = torch.zeros_like(comp), torch.zeros(comp.shape, device=self.device)
-        texts = [Rewrite(u, True, f'error: {type(e).__name__}: {e}', '') for u in users]
+    with _seeded(generator, self.device): comp, cmask, logp = self._complete(ids, mask)
+    texts = self._to_rewrites(comp, cmask, [p for p in prompts for _ in range(group_size)])
     group_ids = torch.arange(len(prompts), device=self.device).repeat_interleave(group_size)
     return Rollout(prompts, texts, group_ids, ids, mask, comp, cmask, logp, self._count(texts, 'sample'))
 
 # %% ../nbs/02_vlm_wrapper.ipynb #d7b8fb3d
+class LogProbs(NamedTuple):
+    "What `log_probs` returns: per-token log-probs, and per-token entropies when asked for (else None)."
+    logp: Tensor                # (B, T), 0 where the mask is 0
+    entropy: Tensor|None = None # (B, T), 0 where the mask is 0
+
+def _check_rows(prompt_ids, prompt_mask, completion_ids, completion_mask):
+    "Masks must match their ids, and prompts and completions must pair up row by row."
+    for n, x, y in (('prompt_mask', prompt_mask, prompt_ids), ('completion_mask', completion_mask, completion_ids)):
+        if x.shape != y.shape: raise ValueError(f"log_probs: `{n}` has shape {tuple(x.shape)}, but must match {tuple(y.shape)}")
+    if len(completion_ids) != len(prompt_ids):
+        raise ValueError(f"log_probs: {len(completion_ids)} completions for {len(prompt_ids)} prompts; rows must correspond")
+
+# %% ../nbs/02_vlm_wrapper.ipynb #7d2248a0
 @patch
 def log_probs(self:VLMWrapper,
     prompt_ids:Tensor,                    # (B, P) left-padded policy input (`Rollout.prompt_ids`)
@@ -540,13 +557,10 @@ def log_probs(self:VLMWrapper,
     completion_ids:Tensor,                # (B, T) sampled tokens
     completion_mask:Tensor,               # (B, T) 1 up to and including the first EOS
     model:torch.nn.Module|None=None,      # None -> `self.model`; pass the reference model for the KL term
-    with_entropy:bool=False,              # also return the per-token entropy
-):                                        # logp (B, T) [, entropy (B, T)], 0 where the mask is 0
+    with_entropy:bool=False,              # also compute the per-token entropy
+)->LogProbs:                              # (logp, entropy or None), each (B, T) and 0 where the mask is 0
     "Per-token log-probs of `completion_ids` (and optionally entropies) in one forward pass; differentiable when grads are on."
-    for n, x, y in (('prompt_mask', prompt_mask, prompt_ids), ('completion_mask', completion_mask, completion_ids)):
-        if x.shape != y.shape: raise ValueError(f"log_probs: `{n}` has shape {tuple(x.shape)}, but must match {tuple(y.shape)}")
-    if len(completion_ids) != len(prompt_ids):
-        raise ValueError(f"log_probs: {len(completion_ids)} completions for {len(prompt_ids)} prompts; rows must correspond")
+    _check_rows(prompt_ids, prompt_mask, completion_ids, completion_mask)
     model = self.model if model is None else model
     ids, attn = torch.cat([prompt_ids, completion_ids], 1), torch.cat([prompt_mask, completion_mask], 1).long()
     kw = {} if self.is_vl else {'position_ids': (attn.cumsum(-1) - 1).clamp(min=0)}
@@ -555,7 +569,7 @@ def log_probs(self:VLMWrapper,
     logits = logits.float() / self.config.generation_settings.vlm_generation.temperature
     m = completion_mask.to(logits.dtype)
     logp = (logits.gather(-1, completion_ids.unsqueeze(-1)).squeeze(-1) - logits.logsumexp(-1)) * m
-    return (logp, entropy_from_logits(logits) * m) if with_entropy else logp
+    return LogProbs(logp, entropy_from_logits(logits) * m if with_entropy else None)
 
 # %% ../nbs/02_vlm_wrapper.ipynb #285091b4
 @patch
