@@ -32,7 +32,7 @@ _RANGES = {  # key: (low, high, low inclusive)
     'eval_episodes': (1, None, True), 'num_threads': (1, None, True),
 }
 
-# %% ../nbs/06_cartpole.ipynb #c9b1c4a1
+# %% ../nbs/06_cartpole.ipynb #dfd580dc
 def _range_error(k:str, v)->str|None:
     "The error message for a value of setting `k` outside its range in `_RANGES`; None for a good value."
     lo, hi, inc = _RANGES[k]
@@ -41,7 +41,7 @@ def _range_error(k:str, v)->str|None:
         rng = f"{'>=' if inc else '>'} {lo}" + (f" and <= {hi}" if hi is not None else '')
         return f"CartPoleConfig: `{k}` is {v!r}; must be a number {rng}"
 
-# %% ../nbs/06_cartpole.ipynb #8d97629a
+# %% ../nbs/06_cartpole.ipynb #4eea26f6
 @dataclass
 class CartPoleConfig:
     "Settings of the CartPole GRPO agent; the defaults are the tuned ones."
@@ -70,7 +70,7 @@ class CartPoleConfig:
         for k in _RANGES:
             if (err := _range_error(k, getattr(self, k))) is not None: raise ValueError(err)
 
-# %% ../nbs/06_cartpole.ipynb #b12c370e
+# %% ../nbs/06_cartpole.ipynb #1f42dd97
 @patch
 def __repr__(self:CartPoleConfig):
     w = max(len(f.name) for f in fields(self))
@@ -88,7 +88,7 @@ class PolicyNet(nn.Module):
                                  nn.Linear(hidden, n_actions))
     def forward(self, obs:Tensor)->Tensor: return self.net(obs)
 
-# %% ../nbs/06_cartpole.ipynb #c01cb8b6
+# %% ../nbs/06_cartpole.ipynb #8cde7623
 @patch
 @torch.no_grad()
 def act(self:PolicyNet, obs:np.ndarray, deterministic:bool=True, generator:torch.Generator|None=None)->np.ndarray:
@@ -97,7 +97,7 @@ def act(self:PolicyNet, obs:np.ndarray, deterministic:bool=True, generator:torch
     if deterministic: return logits.argmax(-1).numpy()
     return torch.multinomial(torch.softmax(logits, -1), 1, generator=generator).squeeze(-1).numpy()
 
-# %% ../nbs/06_cartpole.ipynb #0ba1d3d4
+# %% ../nbs/06_cartpole.ipynb #fe30e72b
 def _step_alive(envs:list, actions, obs:np.ndarray, alive:np.ndarray)->np.ndarray:
     "Step the running environments with their actions; update `obs` and `alive` in place; return the rewards (0 if not running)."
     r = np.zeros(len(envs), np.float32)
@@ -130,14 +130,22 @@ def make_envs(cfg:CartPoleConfig)->list:
     "One environment per episode of a batch."
     return [gym.make(cfg.env_id) for _ in range(cfg.group_size * cfg.n_groups)]
 
-# %% ../nbs/06_cartpole.ipynb #2e8c051a
+# %% ../nbs/06_cartpole.ipynb #62fbb7bf
 def _sample_actions(policy:PolicyNet, obs:np.ndarray, generator:torch.Generator)->tuple[Tensor, Tensor]:
     "One sampled action per observation, and its log-probability under `policy`."
     logits = policy(torch.from_numpy(obs))
     a = torch.multinomial(torch.softmax(logits, -1), 1, generator=generator).squeeze(-1)
     return a, torch.log_softmax(logits, -1).gather(-1, a[:, None]).squeeze(-1)
 
-# %% ../nbs/06_cartpole.ipynb #d1ae0725
+# %% ../nbs/06_cartpole.ipynb #79b101a8
+def _reset_groups(envs:list, reset_seeds:list, group_size:int)->np.ndarray:
+    "Reset the environments, `group_size` at a time with one seed per group; the (B, obs_dim) float32 observations."
+    B = len(envs)
+    if B != len(reset_seeds) * group_size:
+        raise ValueError(f"collect_groups: {B} environments, but {len(reset_seeds)} groups x {group_size} episodes need {len(reset_seeds) * group_size}")
+    return np.stack([envs[i].reset(seed=int(reset_seeds[i // group_size]))[0] for i in range(B)]).astype(np.float32)
+
+# %% ../nbs/06_cartpole.ipynb #b07b9c7d
 @torch.no_grad()
 def collect_groups(
     policy:PolicyNet,           # the sampling policy
@@ -147,10 +155,7 @@ def collect_groups(
     generator:torch.Generator,  # drives action sampling
 )->dict:                        # obs (B,T,obs_dim), actions, logp, rewards, mask (B,T); group (B,)
     "Run `group_size` episodes from each reset seed, all in lockstep; pad to the longest with `mask`."
-    B = len(envs)
-    if B != len(reset_seeds) * group_size:
-        raise ValueError(f"collect_groups: {B} environments, but {len(reset_seeds)} groups x {group_size} episodes need {len(reset_seeds) * group_size}")
-    obs = np.stack([envs[i].reset(seed=int(reset_seeds[i // group_size]))[0] for i in range(B)]).astype(np.float32)
+    B, obs = len(envs), _reset_groups(envs, reset_seeds, group_size)
     alive, out = np.ones(B, bool), {k: [] for k in ('obs', 'actions', 'logp', 'rewards', 'mask')}
     while alive.any():
         a, logp = _sample_actions(policy, obs, generator)
@@ -177,7 +182,7 @@ def step_advantages(
     adv[real] = group_advantages(returns[real], group_ids=ids[real], scale=scale)
     return adv
 
-# %% ../nbs/06_cartpole.ipynb #d43519e1
+# %% ../nbs/06_cartpole.ipynb #aa4c12a7
 def _minibatch_step(policy:PolicyNet, opt:torch.optim.Optimizer, cfg:CartPoleConfig, obs, act, old, ref_lp, A)->dict:
     "One clipped GRPO gradient step on a minibatch of steps; the `grpo_loss` metrics."
     logits = policy(obs)
@@ -217,7 +222,7 @@ class TrainHistory(list):
     "The per-batch records of a run; `.policy` is the trained policy, `.cfg` the config."
     def evals(self)->list: return [(r['env_steps'], r['eval_return']) for r in self if 'eval_return' in r]
 
-# %% ../nbs/06_cartpole.ipynb #c27b8eac
+# %% ../nbs/06_cartpole.ipynb #6e5db983
 @patch
 def plot(self:TrainHistory, ax=None, label:str='GRPO'):
     "Learning curve: training episode return per batch and deterministic evaluations, against env steps."
@@ -228,7 +233,7 @@ def plot(self:TrainHistory, ax=None, label:str='GRPO'):
     ax.set_xlabel('environment steps'); ax.set_ylabel('return'); ax.legend(fontsize=7)
     return ax
 
-# %% ../nbs/06_cartpole.ipynb #b9d118ef
+# %% ../nbs/06_cartpole.ipynb #4b02ebbb
 @contextmanager
 def _torch_threads(n:int|None):
     "Use `n` torch CPU threads inside the block (None: leave the setting alone); restore the setting afterwards."
@@ -237,7 +242,7 @@ def _torch_threads(n:int|None):
     try: yield
     finally: torch.set_num_threads(threads)
 
-# %% ../nbs/06_cartpole.ipynb #71ad38fd
+# %% ../nbs/06_cartpole.ipynb #072cc043
 class _Run:
     "The state of a training run, seeded from `cfg.seed`: policy, frozen reference, optimiser, environments, RNGs."
     def __init__(self, cfg:CartPoleConfig):
@@ -247,7 +252,7 @@ class _Run:
         self.opt = torch.optim.Adam(self.policy.parameters(), lr=cfg.learning_rate)
         self.envs = make_envs(cfg)
 
-# %% ../nbs/06_cartpole.ipynb #f57c0ad0
+# %% ../nbs/06_cartpole.ipynb #b61960af
 @patch
 def batch(self:_Run, it:int, steps:int)->dict:
     "Collect and learn from batch `it`, `steps` env steps into the run; the batch's record."
@@ -258,7 +263,24 @@ def batch(self:_Run, it:int, steps:int)->dict:
     if it % cfg.update_ref_model_freq == cfg.update_ref_model_freq - 1: self.ref.load_state_dict(self.policy.state_dict())
     return dict(iteration=it, env_steps=steps, train_return=float(batch['mask'].sum(1).mean()), **m)
 
-# %% ../nbs/06_cartpole.ipynb #e91fa751
+# %% ../nbs/06_cartpole.ipynb #8bb23d0d
+@patch
+def fit(self:_Run, max_env_steps:int, eval_every:int|None, callback:Callable|None, bar)->TrainHistory:
+    "Train until `max_env_steps` env steps; the history of batch records."
+    hist = TrainHistory(); hist.policy, hist.cfg = self.policy, self.cfg
+    steps, next_eval, t0 = 0, eval_every, time.time()
+    while steps < max_env_steps:
+        rec = self.batch(len(hist), steps); bar.update(rec['env_steps'] - steps); steps = rec['env_steps']
+        if (next_eval and steps >= next_eval) or steps >= max_env_steps:
+            rec['eval_return'] = evaluate_policy(self.policy, self.cfg.eval_episodes, env_id=self.cfg.env_id)
+            while next_eval and next_eval <= steps: next_eval += eval_every
+            bar.set_postfix(eval=rec['eval_return'])
+        rec['wall_s'] = time.time() - t0
+        hist.append(rec)
+        if callback is not None and callback(rec): break
+    return hist
+
+# %% ../nbs/06_cartpole.ipynb #d5128e1b
 def train_cartpole(
     cfg:CartPoleConfig,                # the agent's settings
     max_env_steps:int|None=None,       # stop after this many collected steps; None: `cfg.max_env_steps`
@@ -269,18 +291,8 @@ def train_cartpole(
     "Train a GRPO policy on CartPole; no value network."
     max_env_steps = max_env_steps or cfg.max_env_steps
     with _torch_threads(cfg.num_threads):
-        run, hist = _Run(cfg), TrainHistory()
-        hist.policy, hist.cfg = run.policy, cfg
-        steps, next_eval, t0 = 0, eval_every, time.time()
+        run = _Run(cfg)
         with tqdm(total=max_env_steps, unit='step', disable=not progress) as bar:
-            while steps < max_env_steps:
-                rec = run.batch(len(hist), steps); bar.update(rec['env_steps'] - steps); steps = rec['env_steps']
-                if (next_eval and steps >= next_eval) or steps >= max_env_steps:
-                    rec['eval_return'] = evaluate_policy(run.policy, cfg.eval_episodes, env_id=cfg.env_id)
-                    while next_eval and next_eval <= steps: next_eval += eval_every
-                    bar.set_postfix(eval=rec['eval_return'])
-                rec['wall_s'] = time.time() - t0
-                hist.append(rec)
-                if callback is not None and callback(rec): break
+            hist = run.fit(max_env_steps, eval_every, callback, bar)
         for e in run.envs: e.close()
     return hist

@@ -12,7 +12,7 @@ from .config import ConfigError, parse_set, load_config
 # %% auto #0
 __all__ = ['ArgumentParser', 'positive_int', 'make_parser', 'check_prompts', 'main']
 
-# %% ../nbs/11_cli.ipynb #fb758acb
+# %% ../nbs/11_cli.ipynb #ed97e4b1
 class ArgumentParser(argparse.ArgumentParser):
     "argparse, with errors in one line and exit code 2."
     def error(self, message):
@@ -61,7 +61,7 @@ def _checkpoint_config(ck:str|None)->str|None:
     f = ck/'vlm_grpo_config.json'                # best_model
     return str(f) if f.exists() else None
 
-# %% ../nbs/11_cli.ipynb #359676bd
+# %% ../nbs/11_cli.ipynb #0e49b953
 def _system(args, **extra):
     "A `VLMGRPOSystem` from the command's options (config, checkpoint config, preset, overrides, results folder)."
     from vlm_grpo_nb.system import VLMGRPOSystem
@@ -79,7 +79,7 @@ def _train(args):
           f"original prompts {f['reward_original']:.4f}; success rate {f['success_rate']:.0%}")
     print(f"results in {s.out}: best_model/, checkpoint_iter_*/, final_results.json, plots/, samples/")
 
-# %% ../nbs/11_cli.ipynb #cb3d624f
+# %% ../nbs/11_cli.ipynb #8759180e
 def check_prompts(prompts:list[str], cfg)->list[str]:
     "Each prompt non-empty and, unless over-long prompts are truncated, within `max_prompt_length` CLIP tokens."
     from vlm_grpo_nb.clip_text import clip_token_count
@@ -92,7 +92,7 @@ def check_prompts(prompts:list[str], cfg)->list[str]:
                              "or --set generation_settings.over_length=truncate")
     return prompts
 
-# %% ../nbs/11_cli.ipynb #5e184f72
+# %% ../nbs/11_cli.ipynb #01105812
 def _enhance(args):
     "`vlm_grpo enhance`"
     from vlm_grpo_nb.vlm_wrapper import VLMWrapper
@@ -108,7 +108,7 @@ def _enhance(args):
             r = policy.enhance_prompt(p)
             print(f"{p} -> {r}" + (f"   [fallback: {r.reason}]" if getattr(r, 'fallback', False) else ''))
 
-# %% ../nbs/11_cli.ipynb #4948e84d
+# %% ../nbs/11_cli.ipynb #65b3124c
 def _evaluate(args):
     "`vlm_grpo evaluate`"
     s = _system(args)
@@ -118,7 +118,7 @@ def _evaluate(args):
     for c, r in res['by_category'].items(): print(f"  {c:>15}: {r['reward_rewrite']:.4f} vs {r['reward_original']:.4f}, success {r['success_rate']:.0%}")
     print(f"written: {s.out/'evaluation.json'}")
 
-# %% ../nbs/11_cli.ipynb #0961d286
+# %% ../nbs/11_cli.ipynb #ffd187e2
 def _user_errors()->tuple:
     "The exception types that mean the user's input was wrong."
     from vlm_grpo_nb.tiny import ModelNotAvailable
@@ -133,5 +133,5 @@ def main(argv:list[str]|None=None):
     try: {'train': _train, 'enhance': _enhance, 'evaluate': _evaluate}[args.command](args)
     except (TrainingError, *_user_errors()) as e:
         if os.environ.get('VLM_GRPO_DEBUG'): raise
-        msg = ' '.join(str(e).split()) or type(e).__name__
+        msg = ' '.join(l.strip() for l in str(e).splitlines()) or type(e).__name__
         print(f'vlm_grpo {args.command}: error: {msg}', file=sys.stderr); sys.exit(1 if isinstance(e, TrainingError) else 2)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_config.ipynb #22f4b1a0
 from __future__ import annotations
-import copy, hashlib, json, logging, os, random, re, sys
+import copy, functools, hashlib, json, logging, os, random, re, sys
 from pathlib import Path
 from importlib.resources import files
 
@@ -12,9 +12,9 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['ASSETS', 'DEFAULT_CONFIG', 'CLIP_MAX_TOKENS', 'PRESETS', 'Config', 'ConfigError', 'parse_set', 'load_config',
-           'resolve_device', 'resolve_dtype', 'apply_cpu_threads', 'set_seed', 'step_seed', 'get_rng_state',
-           'set_rng_state', 'get_logger']
+__all__ = ['ASSETS', 'DEFAULT_CONFIG', 'CLIP_MAX_TOKENS', 'PRESETS', 'Config', 'ConfigError', 'parse_set', 'default_config',
+           'load_config', 'resolve_device', 'resolve_dtype', 'apply_cpu_threads', 'set_seed', 'step_seed',
+           'get_rng_state', 'set_rng_state', 'get_logger']
 
 # %% ../nbs/00_config.ipynb #53be814e
 ASSETS = Path(str(files('vlm_grpo_nb'))) / 'assets'
@@ -50,7 +50,7 @@ _NULLABLE = {  # key: type of its value when it is not null
     'device_settings.cpu_threads': int,
 }
 
-# %% ../nbs/00_config.ipynb #89bc9c7d
+# %% ../nbs/00_config.ipynb #4ba29215
 _DTYPES = ('auto', 'float32', 'float16', 'bfloat16')
 _CHOICES = {
     'model_settings.sd_type': ('auto', 'sd3', 'sd15'), 'generation_settings.over_length': ('error', 'truncate'),
@@ -62,7 +62,7 @@ _CHOICES = {
 }
 _PATTERNS = {f'device_settings.{k}': r'auto|cpu|mps|cuda(:\d+)?' for k in ('policy', 'generator', 'reward')}
 
-# %% ../nbs/00_config.ipynb #54232863
+# %% ../nbs/00_config.ipynb #6a7a9106
 _RANGES = {
     **{f'training_settings.{k}': r for k, r in {
         'learning_rate': (0, None, False), 'group_size': (2, None, True), 'batch_size': (1, None, True),
@@ -88,7 +88,7 @@ class ConfigError(ValueError):
 
 def _fail(src, key, msg): raise ConfigError(f"{src}: `{key}` {msg}")
 
-# %% ../nbs/00_config.ipynb #76b7a05b
+# %% ../nbs/00_config.ipynb #481e0f37
 def _tname(t): return {bool: 'a boolean', int: 'an integer', float: 'a number', str: 'a string',
                        list: 'a list', dict: 'a section'}.get(t, t.__name__)
 
@@ -99,7 +99,7 @@ def _check_type(key, v, want, src):
     if not ok: _fail(src, key, f"must be {_tname(want)}, got {type(v).__name__} {v!r}")
     return float(v) if want is float else v
 
-# %% ../nbs/00_config.ipynb #c1c0fbca
+# %% ../nbs/00_config.ipynb #d80b32ee
 def _check_allowed(key, v, src):
     "Fail, naming the key, if `v` is not among its choices, does not match its pattern, or is out of its range."
     if key in _CHOICES and v not in _CHOICES[key]: _fail(src, key, f"is {v!r}; allowed: {', '.join(map(repr, _CHOICES[key]))}")
@@ -109,7 +109,7 @@ def _check_allowed(key, v, src):
     if (lo is not None and (v < lo if inc else v <= lo)) or (hi is not None and v > hi):
         _fail(src, key, f"is {v}; must be {'>=' if inc else '>'} {lo}" + (f" and <= {hi}" if hi is not None else ''))
 
-# %% ../nbs/00_config.ipynb #ff0b0e7a
+# %% ../nbs/00_config.ipynb #d236a50a
 def _check_value(key, v, default, src):
     "Check one leaf value against its default's type, its choices and its range; return it (ints widened to float)."
     want = _NULLABLE.get(key, type(default))
@@ -135,7 +135,7 @@ def _merge(base:dict, new:dict, src:str, prefix:str='')->dict:
         else: out[k] = _check_value(key, v, base[k], src)
     return out
 
-# %% ../nbs/00_config.ipynb #254ed19d
+# %% ../nbs/00_config.ipynb #1a993f24
 def _check_rules(cfg, src):
     "The checks that involve several keys: the token budget adds up, and a minibatch fits in a step's batch."
     t = cfg['token_settings']
@@ -159,7 +159,7 @@ def _deep_update(d:dict, u:dict)->dict:
         else: d[k] = v
     return d
 
-# %% ../nbs/00_config.ipynb #bd4b11de
+# %% ../nbs/00_config.ipynb #b632b1ee
 def parse_set(s:str)->tuple:
     "Parse a command-line override `key=value` into `(key, value)`, reading the value as JSON when it parses."
     if '=' not in s: raise ConfigError(f"override {s!r} must look like section.key=value")
@@ -191,14 +191,22 @@ def _read_json(path:str|Path):
     try: return json.loads(text)
     except json.JSONDecodeError as e: raise ConfigError(f"{path}: not valid JSON (line {e.lineno}, column {e.colno}): {e.msg}") from None
 
-# %% ../nbs/00_config.ipynb #28d3f426
+# %% ../nbs/00_config.ipynb #d763feb8
+@functools.lru_cache(maxsize=1)
+def _default_text()->str: return DEFAULT_CONFIG.read_text()
+
+def default_config()->dict:
+    "A fresh copy of the shipped defaults."
+    return json.loads(_default_text())
+
+# %% ../nbs/00_config.ipynb #983d1dda
 def load_config(
     path:str|Path|None=None, # a user JSON file merged over the defaults (only the keys it changes)
     preset:str|None=None,    # a name from `PRESETS`, applied after the file
     **overrides,             # dotted (`**{'a.b': 1}`), `a__b=1`, or section dicts; applied last
 )->Config:
     "Load the default config, merge a user file, a preset and overrides, and validate everything."
-    cfg = _read_json(DEFAULT_CONFIG)
+    cfg = default_config()
     if path is not None:
         user = _read_json(path)
         if not isinstance(user, dict): raise ConfigError(f"{path}: the config must be a JSON object ({{...}}), got a {type(user).__name__}")
@@ -225,7 +233,7 @@ def resolve_device(spec:str='auto')->torch.device:
         raise RuntimeError(f"device {spec!r} was asked for but CUDA is not available; set the device_settings entry to 'auto' or 'cpu'")
     return dev
 
-# %% ../nbs/00_config.ipynb #7a343abd
+# %% ../nbs/00_config.ipynb #c3408c25
 def resolve_dtype(spec:str, device:torch.device)->torch.dtype:
     "Turn a config dtype ('auto', 'float32', 'float16', 'bfloat16') into a `torch.dtype` for `device`."
     if spec != 'auto': return getattr(torch, spec)
@@ -245,7 +253,7 @@ def set_seed(seed:int):
     random.seed(seed); np.random.seed(seed % 2**32); torch.manual_seed(seed)
     if torch.cuda.is_available(): torch.cuda.manual_seed_all(seed)
 
-# %% ../nbs/00_config.ipynb #246b310a
+# %% ../nbs/00_config.ipynb #18a1a6e5
 def step_seed(
     seed:int,       # the run's seed (`training_settings.seed`)
     step:int,       # the counter within the stream: a training step, a validation chunk, a prompt index
@@ -255,7 +263,7 @@ def step_seed(
     h = hashlib.blake2b(f'{seed}/{stream}/{step}'.encode(), digest_size=8).digest()
     return int.from_bytes(h, 'little') >> 1
 
-# %% ../nbs/00_config.ipynb #40f910b8
+# %% ../nbs/00_config.ipynb #0e6ec4c5
 def get_rng_state()->dict:
     "The random state of Python, NumPy and torch, for a checkpoint."
     st = {'python': random.getstate(), 'numpy': np.random.get_state(), 'torch': torch.get_rng_state()}

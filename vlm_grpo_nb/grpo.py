@@ -45,6 +45,27 @@ def _group_index(rewards, group_size, group_ids):
         raise ValueError(f"group_advantages: `group_ids` must be an integer tensor, got {group_ids.dtype}")
     return torch.unique(group_ids.to(rewards.device), return_inverse=True)[1]
 
+# %% ../nbs/05_grpo.ipynb #cc8f1170
+def _centre(rewards:Tensor, idx:Tensor, n_groups:int)->tuple:
+    "(centred rewards, valid mask, valid count per group) for rewards with group index `idx`."
+    valid = ~torch.isnan(rewards)
+    r, zeros = torch.where(valid, rewards, torch.zeros_like(rewards)), rewards.new_zeros(n_groups)
+    count = zeros.index_add(0, idx, valid.to(rewards.dtype))
+    centred = torch.where(valid, r - (zeros.index_add(0, idx, r) / count.clamp(min=1.0))[idx], torch.zeros_like(r))
+    big = torch.finfo(rewards.dtype).max
+    gmax = zeros.scatter_reduce(0, idx, torch.where(valid, r, torch.full_like(r, -big)), 'amax', include_self=False)
+    gmin = zeros.scatter_reduce(0, idx, torch.where(valid, r, torch.full_like(r, big)), 'amin', include_self=False)
+    return torch.where((gmax == gmin)[idx], torch.zeros_like(centred), centred), valid, count
+
+# %% ../nbs/05_grpo.ipynb #16fc5431
+def _scale_std(rewards:Tensor, centred:Tensor, valid:Tensor, count:Tensor, idx:Tensor, scale:str, ddof:int)->Tensor:
+    "The std each centred reward is divided by: its group's ('group') or the batch's ('batch')."
+    if scale == 'group':
+        var = rewards.new_zeros(len(count)).index_add(0, idx, centred**2) / (count - ddof).clamp(min=1.0)
+        return var.sqrt()[idx]
+    rv = rewards[valid]
+    return rv.std(correction=ddof) if rv.numel() > ddof else rewards.new_zeros(())
+
 # %% ../nbs/05_grpo.ipynb #f540839f
 def group_advantages(
     rewards:Tensor,             # (N,) rewards; in group order if `group_ids` is None; NaN marks a missing reward
@@ -60,27 +81,9 @@ def group_advantages(
     _check_choice('group_advantages', 'scale', scale, _SCALES)
     if not rewards.is_floating_point(): rewards = rewards.float()
     idx = _group_index(rewards, group_size, group_ids)
-    n_groups = int(idx.max()) + 1 if idx.numel() else 0
-    valid = ~torch.isnan(rewards)
-    r = torch.where(valid, rewards, torch.zeros_like(rewards))
-    zeros = rewards.new_zeros(n_groups)
-    count = zeros.index_add(0, idx, valid.to(rewards.dtype))
-    mean = zeros.index_add(0, idx, r) / count.clamp(min=1.0)
-    centred = torch.where(valid, r - mean[idx], torch.zeros_like(r))
-    # a group whose valid rewards are all equal gets exactly 0 (the float mean can differ from them by an ulp)
-    big = torch.finfo(rewards.dtype).max
-    gmax = zeros.scatter_reduce(0, idx, torch.where(valid, r, torch.full_like(r, -big)), 'amax', include_self=False)
-    gmin = zeros.scatter_reduce(0, idx, torch.where(valid, r, torch.full_like(r, big)), 'amin', include_self=False)
-    centred = torch.where((gmax == gmin)[idx], torch.zeros_like(centred), centred)
+    centred, valid, count = _centre(rewards, idx, int(idx.max()) + 1 if idx.numel() else 0)
     if scale == 'none': return centred
-    ddof = 1 if unbiased else 0
-    if scale == 'group':
-        var = zeros.index_add(0, idx, centred**2) / (count - ddof).clamp(min=1.0)
-        std = var.sqrt()[idx]
-    else:
-        rv = rewards[valid]
-        std = rv.std(correction=ddof) if rv.numel() > ddof else rewards.new_zeros(())
-    return centred / (std + eps)
+    return centred / (_scale_std(rewards, centred, valid, count, idx, scale, 1 if unbiased else 0) + eps)
 
 # %% ../nbs/05_grpo.ipynb #7bf99e9d
 def discounted_returns(
@@ -116,11 +119,13 @@ def k3_kl(
 
 # %% ../nbs/05_grpo.ipynb #c0b0e8eb
 def _broadcast_adv(fn, advantages, logp):
+    "Advantages per sequence (B,) become (B, 1), to broadcast over tokens; per-token (B, T) stay."
     if advantages.dim() == 1 and advantages.shape[0] == logp.shape[0]: return advantages.unsqueeze(-1)
     if tuple(advantages.shape) == tuple(logp.shape): return advantages
     raise ValueError(f"{fn}: `advantages` has shape {tuple(advantages.shape)}, but must be (B,) = ({logp.shape[0]},) "
                      f"or the shape of `logp`, {tuple(logp.shape)}")
 
+# %% ../nbs/05_grpo.ipynb #26ef4a3f
 def clipped_surrogate(
     logp:Tensor,                       # (B, T) log-probabilities of the sampled tokens under the current policy
     old_logp:Tensor,                   # (B, T) the same under the policy that sampled them (no gradient)
@@ -161,6 +166,22 @@ def _aggregate(x:Tensor, m:Tensor, loss_type:str, max_len:int)->Tensor:
     if loss_type == 'bnpo': return (x * m).sum() / m.sum().clamp(min=1.0)
     return (x * m).sum() / (x.shape[0] * max_len)
 
+# %% ../nbs/05_grpo.ipynb #39aceab4
+def _check_loss_args(logp, old_logp, ref_logp, mask, entropy, kl_coef, entropy_coef, loss_type, max_len):
+    "Shapes, the loss type, and a tensor for every non-zero coefficient."
+    fn = 'grpo_loss'
+    if logp.dim() != 2: raise ValueError(f"{fn}: `logp` must be (B, T), got shape {tuple(logp.shape)}")
+    for name, x in (('old_logp', old_logp), ('ref_logp', ref_logp), ('mask', mask), ('entropy', entropy)):
+        _check_shape(fn, name, x, logp.shape, 'logp')
+    _check_choice(fn, 'loss_type', loss_type, _LOSS_TYPES)
+    if entropy_coef != 0 and entropy is None: raise ValueError(f"{fn}: `entropy_coef` is {entropy_coef} but no `entropy` was given")
+    if kl_coef != 0 and ref_logp is None: raise ValueError(f"{fn}: `kl_coef` is {kl_coef} but no `ref_logp` was given")
+    if max_len < 1: raise ValueError(f"{fn}: `max_len` must be >= 1, got {max_len}")
+
+def _nan_or_mean(x, m)->float:
+    "The masked mean of `x` for the metrics, NaN when there is no `x`."
+    return _masked_mean(x, m).item() if x is not None else float('nan')
+
 # %% ../nbs/05_grpo.ipynb #9681fc55
 def grpo_loss(
     logp:Tensor,                      # (B, T) log-probabilities of the sampled tokens under the current policy (with gradient)
@@ -177,15 +198,8 @@ def grpo_loss(
     max_len:int|None=None,            # the constant for 'dr_grpo'; None -> `mask.shape[1]`
 )->tuple[Tensor, dict]:               # (scalar loss, metrics: python floats)
     "The GRPO loss: clipped surrogate + kl_coef * k3 KL - entropy_coef * entropy per token, aggregated by `loss_type`."
-    fn = 'grpo_loss'
-    if logp.dim() != 2: raise ValueError(f"{fn}: `logp` must be (B, T), got shape {tuple(logp.shape)}")
-    for name, x in (('old_logp', old_logp), ('ref_logp', ref_logp), ('mask', mask), ('entropy', entropy)):
-        _check_shape(fn, name, x, logp.shape, 'logp')
-    _check_choice(fn, 'loss_type', loss_type, _LOSS_TYPES)
-    if entropy_coef != 0 and entropy is None: raise ValueError(f"{fn}: `entropy_coef` is {entropy_coef} but no `entropy` was given")
-    if kl_coef != 0 and ref_logp is None: raise ValueError(f"{fn}: `kl_coef` is {kl_coef} but no `ref_logp` was given")
-    if max_len is None: max_len = mask.shape[1]
-    if max_len < 1: raise ValueError(f"{fn}: `max_len` must be >= 1, got {max_len}")
+    fn, max_len = 'grpo_loss', mask.shape[1] if max_len is None else max_len
+    _check_loss_args(logp, old_logp, ref_logp, mask, entropy, kl_coef, entropy_coef, loss_type, max_len)
     real = mask != 0
     m = mask.to(logp.dtype)
     clean = lambda x: None if x is None else x.masked_fill(~real, 0.0)  # padding may hold anything, even NaN
@@ -199,9 +213,6 @@ def grpo_loss(
     if entropy_coef != 0: per_token = per_token - entropy_coef * entropy
     loss = _aggregate(per_token, m, loss_type, max_len)
     with torch.no_grad():
-        metrics = dict(loss=loss.item(), policy_loss=_aggregate(surrogate, m, loss_type, max_len).item(),
-                       clip_frac=clip_frac.item(), ratio_mean=_masked_mean(torch.exp(logp - old_logp), m).item(),
-                       kl=_masked_mean(kl, m).item() if kl is not None else float('nan'),
-                       entropy=_masked_mean(entropy, m).item() if entropy is not None else float('nan'),
-                       n_tokens=m.sum().item())
-    return loss, metrics
+        return loss, dict(loss=loss.item(), policy_loss=_aggregate(surrogate, m, loss_type, max_len).item(), clip_frac=clip_frac.item(),
+                          ratio_mean=_masked_mean(torch.exp(logp - old_logp), m).item(), kl=_nan_or_mean(kl, m),
+                          entropy=_nan_or_mean(entropy, m), n_tokens=m.sum().item())

@@ -39,7 +39,7 @@ class WandbLogger:
     @property
     def id(self): return getattr(self.run, 'id', None)
 
-# %% ../nbs/10_system.ipynb #7d363047
+# %% ../nbs/10_system.ipynb #a62aa28f
 @patch
 def _fail(self:WandbLogger, what:str, e:Exception):
     "Count and log a wandb failure."
@@ -53,7 +53,7 @@ def _call(self:WandbLogger, what:str, f):
     try: f()
     except Exception as e: self._fail(what, e)
 
-# %% ../nbs/10_system.ipynb #b548c632
+# %% ../nbs/10_system.ipynb #c5f86c15
 @patch
 def log(self:WandbLogger, metrics:dict, step:int): self._call('log', lambda: self.run.log(metrics, step=step))
 
@@ -66,7 +66,7 @@ def log_validation(self:WandbLogger, res:dict, step:int):
         self.run.log({'val/table': table, **{f'val/{k}': v for k, v in res.items() if isinstance(v, (int, float))}}, step=step)
     self._call('log_validation', f)
 
-# %% ../nbs/10_system.ipynb #64ecb863
+# %% ../nbs/10_system.ipynb #c12efba2
 @patch
 def log_images(self:WandbLogger, key:str, path:Path, step:int): self._call('log_images', lambda: self.run.log({key: self.wandb.Image(str(path))}, step=step))
 @patch
@@ -87,7 +87,7 @@ def _unsafe_rng(st:dict)->dict:
     py = st['python']
     return {**st, 'numpy': (name, keys.numpy().astype(np.uint32), pos, has_gauss, cached), 'python': (py[0], tuple(py[1]), py[2])}
 
-# %% ../nbs/10_system.ipynb #0ecfc1c7
+# %% ../nbs/10_system.ipynb #03d024fd
 def atomic_dir(dest:Path, write):
     "Call `write(tmp_folder)`, then rename the folder to `dest` (replacing an older one)."
     dest = Path(dest); tmp = dest.parent/f'.tmp-{dest.name}-{os.getpid()}'
@@ -104,7 +104,7 @@ def atomic_dir(dest:Path, write):
         shutil.rmtree(tmp, ignore_errors=True); raise
     return dest
 
-# %% ../nbs/10_system.ipynb #080cdc0c
+# %% ../nbs/10_system.ipynb #ae20cdf2
 class OutputError(ValueError):
     "The results folder cannot be used; the message names it and says what to do."
 
@@ -114,18 +114,18 @@ def has_results(out:Path)->bool:
     "Whether `out` holds the results of a run (its metrics, validations or checkpoints)."
     return out.is_dir() and (any((out/f).exists() for f in RESULT_MARKERS) or any(out.glob('checkpoint_iter_*')))
 
-# %% ../nbs/10_system.ipynb #a0f189b0
+# %% ../nbs/10_system.ipynb #9eddc2d1
 def check_output_dir(
     out:str|Path,        # `output_settings.output_dir`
     existing:bool=False, # True when resuming or evaluating: a folder with results is expected
 )->Path:
     "Create `out` if needed, and make sure it can be written and holds no earlier run's results (unless `existing`)."
     out = Path(out)
-    if out.exists() and not out.is_dir(): raise OutputError(f"{out}: is a file, not a folder; choose another --output (output_settings.output_dir)")
-    if not existing and has_results(out):
-        raise OutputError(f"{out}: already holds the results of a run; resume it with --resume last, or choose another --output "
-                          "(nothing in it was changed)")
     try:
+        if out.exists() and not out.is_dir(): raise OutputError(f"{out}: is a file, not a folder; choose another --output (output_settings.output_dir)")
+        if not existing and has_results(out):
+            raise OutputError(f"{out}: already holds the results of a run; resume it with --resume last, or choose another --output "
+                              "(nothing in it was changed)")
         out.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=out, prefix='.write-probe-'): pass
     except OSError as e: raise OutputError(f"{out}: cannot be written ({e.strerror or e}); choose another --output") from None
@@ -147,7 +147,7 @@ class VLMGRPOSystem:
 
     def __repr__(self): return f'VLMGRPOSystem(out={str(self.out)!r}, step={getattr(self.trainer, "step", None)})'
 
-# %% ../nbs/10_system.ipynb #be3306ca
+# %% ../nbs/10_system.ipynb #fb08dfe9
 @patch
 def load_data(self:VLMGRPOSystem):
     "Read and check the training and validation prompts (`data_settings`), and the seeded training batches."
@@ -202,7 +202,7 @@ def save_checkpoint(self:VLMGRPOSystem)->Path:
     self.log.info(f'checkpoint saved: {path}')
     return path
 
-# %% ../nbs/10_system.ipynb #685f6884
+# %% ../nbs/10_system.ipynb #9ee0e52e
 def checkpoints(out_dir:str|Path)->list[Path]:
     "The `checkpoint_iter_N` folders in `out_dir`, by N."
     cks = [p for p in Path(out_dir).glob('checkpoint_iter_*') if p.is_dir() and p.name.rsplit('_', 1)[1].isdigit()]
@@ -212,7 +212,7 @@ def last_checkpoint(out_dir:str|Path)->Path|None:
     "The newest complete `checkpoint_iter_N` in `out_dir`."
     cks = checkpoints(out_dir); return cks[-1] if cks else None
 
-# %% ../nbs/10_system.ipynb #2f017dd5
+# %% ../nbs/10_system.ipynb #cfd0d751
 def read_checkpoint(path:str|Path)->dict:
     "Check a checkpoint folder and read its trainer state; errors name the file and what to do."
     path = Path(path)
@@ -228,7 +228,7 @@ def read_checkpoint(path:str|Path)->dict:
         if k not in st: raise CheckpointError(f"{path/'trainer_state.pt'}: has no {k!r}; not a vlm_grpo_nb checkpoint")
     return st
 
-# %% ../nbs/10_system.ipynb #b083abb9
+# %% ../nbs/10_system.ipynb #9b57c1c0
 RESUME_MUST_MATCH = tuple(f'training_settings.{k}' for k in ('seed', 'batch_size', 'group_size', 'grpo_epochs', 'minibatch_size',
     'kl_coef', 'learning_rate', 'loss_type', 'advantage_scale', 'per_prompt_stats')) + ('model_settings.sd_model', 'model_settings.clip_model')
 
@@ -260,7 +260,7 @@ def load_checkpoint(self:VLMGRPOSystem, path:str|Path):
     save_jsonl(self.history, self.out/'metrics.jsonl')
     self.log.info(f'resumed from {path} at step {self.trainer.step}')
 
-# %% ../nbs/10_system.ipynb #6b840893
+# %% ../nbs/10_system.ipynb #c38dceaf
 @patch
 def _save_best(self:VLMGRPOSystem, res:dict):
     "Save the current policy as `best_model/` if `res` beats the best validation so far."
@@ -315,7 +315,7 @@ def plot_history(
     if path is not None: fig.savefig(path, dpi=110); plt.close(fig)
     return fig
 
-# %% ../nbs/10_system.ipynb #8b19a53b
+# %% ../nbs/10_system.ipynb #e43b45ff
 @patch
 def _record(self:VLMGRPOSystem, m:dict):
     "Keep, write and log one step's metrics."
@@ -324,7 +324,7 @@ def _record(self:VLMGRPOSystem, m:dict):
         self.log.info(f"step {self.trainer.step}: reward {m['reward_mean']:.4f} loss {m['loss']:.4f} kl {m['kl']:.4g} "
                       f"entropy {m['entropy']:.3f} clip {m['clip_frac']:.3f} fallbacks {m['fallbacks']} ({m['time_step']:.2f}s)")
 
-# %% ../nbs/10_system.ipynb #f4115bd6
+# %% ../nbs/10_system.ipynb #e06d60ee
 @patch
 def _start(self:VLMGRPOSystem, resume:str|Path|bool|None):
     "Initialise afresh, or load the checkpoint `resume` names (True: the newest in the results folder)."
@@ -356,7 +356,7 @@ def run_training(self:VLMGRPOSystem,
         if self.trainer.step % tr.checkpoint_freq == 0 or last: self.save_checkpoint()
     return self._finish(time.perf_counter() - t_start)
 
-# %% ../nbs/10_system.ipynb #54c184fc
+# %% ../nbs/10_system.ipynb #4c302ca5
 @patch
 def _plots(self:VLMGRPOSystem):
     "Write (and send to wandb) the combined training curves and one plot per metric."
@@ -385,7 +385,7 @@ def _finish(self:VLMGRPOSystem, seconds:float)->dict:
     self.wandb.finish()
     return res
 
-# %% ../nbs/10_system.ipynb #c2936ca2
+# %% ../nbs/10_system.ipynb #88559179
 def policy_folder(checkpoint:str|Path)->Path:
     "The policy inside a `best_model` or `checkpoint_iter_N` folder; a `CheckpointError` if it is neither."
     ck = Path(checkpoint)
