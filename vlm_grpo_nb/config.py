@@ -48,6 +48,8 @@ _NULLABLE = {  # key: type of its value when it is not null
     'data_settings.categories': list, 'data_settings.difficulties': list,
     'output_settings.wandb.entity': str, 'output_settings.wandb.run_name': str,
     'device_settings.cpu_threads': int,
+    'action_settings.model.fusion_hidden': int, 'action_settings.data.path': str, 'action_settings.training.max_minutes': float,
+    'action_settings.wandb.entity': str, 'action_settings.wandb.run_name': str,
 }
 
 # %% ../nbs/00_config.ipynb #4ba29215
@@ -59,6 +61,10 @@ _CHOICES = {
     'training_settings.advantage_scale': ('group', 'batch', 'none'), 'training_settings.loss_type': ('grpo', 'bnpo', 'dr_grpo'),
     'data_settings.batching': ('random', 'category', 'difficulty', 'balanced'),
     'output_settings.log_level': ('DEBUG', 'INFO', 'WARNING', 'ERROR'), 'output_settings.wandb.mode': ('offline', 'online', 'disabled'),
+    'action_settings.model.quantization': ('auto', '4bit', 'none'), 'action_settings.model.dtype': _DTYPES,
+    'action_settings.model.vision_features': ('patch', 'pooled'), 'action_settings.model.text_pooling': ('first', 'last', 'mean'),
+    'action_settings.model.fusion': ('sum', 'concat'), 'action_settings.data.format': ('auto', 'arrow', 'folder'),
+    'action_settings.log_level': ('DEBUG', 'INFO', 'WARNING', 'ERROR'), 'action_settings.wandb.mode': ('offline', 'online', 'disabled'),
 }
 _PATTERNS = {f'device_settings.{k}': r'auto|cpu|mps|cuda(:\d+)?' for k in ('policy', 'generator', 'reward')}
 
@@ -80,6 +86,20 @@ _RANGES = {
     'generation_settings.image_generation.num_inference_steps': (1, None, True),
     'generation_settings.image_generation.batch_size': (1, None, True),
     'model_settings.hub_timeout': (0, None, False), 'device_settings.cpu_threads': (1, None, True),
+    **{f'action_settings.model.{k}': r for k, r in {
+        'patch_dim': (1, None, True), 'max_text_length': (1, None, True), 'lora_r': (1, None, True), 'lora_alpha': (0, None, False),
+        'lora_dropout': (0, 1, True), 'fusion_hidden': (1, None, True), 'head_dropout': (0, 1, True)}.items()},
+    **{f'action_settings.data.{k}': r for k, r in {
+        'image_size': (1, None, True), 'val_fraction': (0, 1, True), 'test_fraction': (0, 1, True), 'num_workers': (0, None, True),
+        'max_skip_fraction': (0, 1, True), 'shapes.n_train': (1, None, True), 'shapes.n_val': (1, None, True),
+        'shapes.n_test': (1, None, True), 'shapes.seed': (0, None, True), 'shapes.size': (16, None, True),
+        'shapes.max_objects': (1, 4, True), 'shapes.p_clean': (0, 1, True)}.items()},
+    **{f'action_settings.training.{k}': r for k, r in {
+        'learning_rate': (0, None, False), 'weight_decay': (0, None, True), 'warmup_steps': (0, None, True),
+        'min_lr_ratio': (0, 1, True), 'max_steps': (1, None, True), 'max_minutes': (0, None, False), 'batch_size': (1, None, True),
+        'grad_accum': (1, None, True), 'max_grad_norm': (0, None, False), 'eval_freq': (1, None, True),
+        'checkpoint_freq': (1, None, True)}.items()},
+    'action_settings.num_plot_pairs': (0, None, True), 'action_settings.keep_checkpoints': (1, None, True),
 }
 
 # %% ../nbs/00_config.ipynb #c3a45994
@@ -175,6 +195,20 @@ PRESETS = {
         'generation_settings': {'image_generation': {'num_inference_steps': 2, 'guidance_scale': 1.0, 'batch_size': 32}},
         'training_settings': {'learning_rate': 3e-4, 'num_iterations': 50},
         'device_settings': {'policy': 'cpu', 'generator': 'cpu', 'reward': 'cpu', 'cpu_threads': 1},
+        'action_settings': {
+            'model': {'vision_model': 'tiny', 'language_model': 'tiny', 'quantization': 'none'},
+            'data': {'path': 'shapes', 'image_size': 64, 'shapes': {'n_train': 256, 'n_val': 64, 'n_test': 64}},
+            'training': {'learning_rate': 1e-3, 'warmup_steps': 5, 'max_steps': 40, 'batch_size': 16, 'eval_freq': 20,
+                         'checkpoint_freq': 20},
+            'device': 'cpu'},
+    },
+    'shapes': {
+        'action_settings': {
+            'model': {'vision_model': 'shapes', 'language_model': 'tiny', 'quantization': 'none'},
+            'data': {'path': 'shapes', 'image_size': 64},
+            'training': {'learning_rate': 1e-3, 'warmup_steps': 200, 'max_steps': 6000, 'batch_size': 32, 'eval_freq': 1000,
+                         'checkpoint_freq': 1000},
+            'device': 'cpu'},
     },
 }
 

@@ -351,6 +351,7 @@ def parse_prompt(
 def oracle_rewrite(
     prompt:str,                  # the user's prompt
     rng:np.random.Generator|int, # generator or seed
+    quality_words:bool=True,     # add quality words (False: the same detailed caption without them)
 )->str:                          # a detailed caption with quality words
     "The model-preferred rewrite: every attribute the user named, the missing ones filled in, quality words added."
     rng = np.random.default_rng(rng)
@@ -361,7 +362,7 @@ def oracle_rewrite(
                     n.get('size') or _pick(SIZES, rng), n.get('position') or _pick(free, rng)) for n in named]
         if len({o.position for o in objs}) == len(objs) and not any(_may_overlap(a, b) for a, b in itertools.combinations(objs, 2)): break
     bgs = [b for b in BACKGROUNDS if all(visible(o.colour, b) for o in objs)]
-    return detailed_caption(Scene(objs, _pick(bgs, rng)), rng, quality_words=True)
+    return detailed_caption(Scene(objs, _pick(bgs, rng)), rng, quality_words=quality_words)
 
 # %% ../nbs/12_shapes.ipynb #9a7ba935
 def make_examples(

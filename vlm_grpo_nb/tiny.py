@@ -4,16 +4,16 @@
 
 # %% ../nbs/01_tiny.ipynb #239c10e4
 from __future__ import annotations
-import gzip, json, os, shutil, threading, time
+import gzip, hashlib, json, os, shutil, threading, time
 from pathlib import Path
 
 import torch
 from .config import ASSETS, CLIP_MAX_TOKENS, get_logger
 
 # %% auto #0
-__all__ = ['log', 'TINY_VERSION', 'TINY_BUILDERS', 'cache_root', 'quiet', 'write_clip_tokenizer', 'build_tiny_policy',
-           'build_tiny_vl', 'build_tiny_sd3', 'build_tiny_sd15', 'build_tiny_clip', 'tiny_path', 'ModelNotAvailable',
-           'set_offline', 'is_offline', 'resolve_model']
+__all__ = ['log', 'TINY_VERSION', 'TINY_BUILDERS', 'SHAPES_DIR', 'SHAPES_KINDS', 'cache_root', 'quiet', 'write_clip_tokenizer',
+           'build_tiny_policy', 'build_tiny_vl', 'build_tiny_sd3', 'build_tiny_sd15', 'build_tiny_clip', 'tiny_path',
+           'ModelNotAvailable', 'set_offline', 'is_offline', 'shapes_path', 'resolve_model']
 
 # %% ../nbs/01_tiny.ipynb #bba73eb6
 log = get_logger(__name__)
@@ -343,9 +343,43 @@ def _clip_name(spec:str, pretrained:str|None, timeout:float)->str:
     if repo: _check_hub(repo, 'reward', _PROBES['reward'], timeout)
     return spec
 
+# %% ../nbs/01_tiny.ipynb #b62a6b19
+SHAPES_DIR = ASSETS/'shapes'  # the ShapesWorld models, trained by nbs/13_shapes_models.ipynb
+SHAPES_KINDS = {'policy': 'policy', 'generator': 'generator', 'clip': 'clip', 'quality': 'quality.safetensors'}
+
+def _shipped(kind:str)->Path:
+    "The shipped ShapesWorld model of `kind`, or a `ModelNotAvailable` saying how to make it."
+    if kind not in SHAPES_KINDS: raise ValueError(f"unknown shapes model {kind!r}; kinds: {', '.join(SHAPES_KINDS)}")
+    src = SHAPES_DIR/SHAPES_KINDS[kind]
+    if not src.exists():
+        raise ModelNotAvailable(f"the shapes preset's {kind} is not in this installation ({src}); train it with the slow cells of "
+                                "nbs/13_shapes_models.ipynb (`nbdev_test --path nbs/13_shapes_models.ipynb --flags slow`)")
+    return src
+
+# %% ../nbs/01_tiny.ipynb #40a95500
+def shapes_path(
+    kind:str,                     # 'policy', 'generator', 'clip' or 'quality'
+    cache_dir:str|Path|None=None, # see `cache_root`
+)->Path:
+    "The folder (or, for 'quality', the file) of a shipped ShapesWorld model; the generator is assembled in the cache."
+    src = _shipped(kind)
+    if kind != 'generator': return src
+    files = sorted(p for p in src.rglob('*') if p.is_file())
+    tag = hashlib.sha1(''.join(f'{p.relative_to(src)}:{p.stat().st_size}:{int(p.stat().st_mtime)};' for p in files).encode()).hexdigest()[:10]
+    dest = cache_root(cache_dir)/f'shapes-generator-{tag}'
+    if dest.exists(): return dest
+    tmp = dest.parent/f'.tmp-{dest.name}-{os.getpid()}-{time.monotonic_ns()}'
+    try:
+        shutil.copytree(src, tmp); write_clip_tokenizer(tmp/'tokenizer')
+        try: tmp.rename(dest)
+        except OSError:
+            if not dest.exists(): raise
+    finally: shutil.rmtree(tmp, ignore_errors=True)
+    return dest
+
 # %% ../nbs/01_tiny.ipynb #bf930c04
 def resolve_model(
-    spec:str,                     # 'tiny', a local path, a hub id (or, for 'reward', an open_clip name / 'hf-hub:' id)
+    spec:str,                     # 'tiny', 'shapes', a local path, a hub id (or, for 'reward', an open_clip name / 'hf-hub:' id)
     slot:str,                     # 'policy', 'generator' or 'reward'
     cache_dir:str|Path|None=None, # where tiny presets are cached
     pretrained:str|None=None,     # open_clip pretrained tag, for a 'reward' model name like 'ViT-B-32'
@@ -356,6 +390,7 @@ def resolve_model(
     if not isinstance(spec, str) or not spec.strip():
         raise ValueError(f"model_settings.{_SLOT_KEYS[slot]} must be a hub id, a local path or 'tiny', got {spec!r}")
     if spec in _TINY_NAMES[slot]: return _location(tiny_path(_TINY_NAMES[slot][spec], cache_dir), slot)
+    if spec == 'shapes': return _location(shapes_path('clip' if slot == 'reward' else slot, cache_dir), slot)
     if spec.startswith('tiny'):
         raise ValueError(f"model_settings.{_SLOT_KEYS[slot]}={spec!r} is not a tiny preset; for this slot: {', '.join(_TINY_NAMES[slot])}")
     if (local := _local_model(spec, slot)) is not None: return local
