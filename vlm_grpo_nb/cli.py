@@ -12,7 +12,7 @@ from .config import ConfigError, parse_set, load_config
 # %% auto #0
 __all__ = ['ArgumentParser', 'positive_int', 'make_parser', 'check_prompts', 'main']
 
-# %% ../nbs/11_cli.ipynb #ed97e4b1
+# %% ../nbs/11_cli.ipynb #475b0dab
 class ArgumentParser(argparse.ArgumentParser):
     "argparse, with errors in one line and exit code 2."
     def error(self, message):
@@ -49,8 +49,6 @@ def make_parser()->argparse.ArgumentParser:
     v = sub.add_parser('evaluate', help='validate a trained policy against the original prompts'); _common(v)
     v.add_argument('--checkpoint', required=True, help='a best_model or checkpoint_iter_N folder')
     v.add_argument('--split', choices=['val', 'train'], default='val')
-    sub.add_parser('action', help='the change-localisation action agent: train | evaluate | predict (see vlm_grpo action -h)',
-                   add_help=False).add_argument('args', nargs=argparse.REMAINDER)
     return ap
 
 # %% ../nbs/11_cli.ipynb #d9246197
@@ -63,7 +61,7 @@ def _checkpoint_config(ck:str|None)->str|None:
     f = ck/'vlm_grpo_config.json'                # best_model
     return str(f) if f.exists() else None
 
-# %% ../nbs/11_cli.ipynb #0e49b953
+# %% ../nbs/11_cli.ipynb #64e03f86
 def _system(args, **extra):
     "A `VLMGRPOSystem` from the command's options (config, checkpoint config, preset, overrides, results folder)."
     from vlm_grpo_nb.system import VLMGRPOSystem
@@ -79,9 +77,14 @@ def _train(args):
     b, f = res['baseline'], res['final']
     print(f"validation reward of rewrites: {b['reward_rewrite']:.4f} (baseline) -> {f['reward_rewrite']:.4f} (final); "
           f"original prompts {f['reward_original']:.4f}; success rate {f['success_rate']:.0%}")
+    if 'judge' in res:
+        names = {'raw': 'raw prompt', 'before': 'policy before GRPO', 'after': 'policy after GRPO'}
+        print('judge score on the validation prompts (every named attribute right and quality bar passed): ' +
+              ', '.join(f"{names.get(k, k)} {v['ok']:.1%}" for k, v in res['judge'].items()) +
+              (f"; GRPO closed {res['gap_closed']:.0%} of the gap to the oracle" if 'gap_closed' in res else ''))
     print(f"results in {s.out}: best_model/, checkpoint_iter_*/, final_results.json, plots/, samples/")
 
-# %% ../nbs/11_cli.ipynb #8759180e
+# %% ../nbs/11_cli.ipynb #3b1f9f16
 def check_prompts(prompts:list[str], cfg)->list[str]:
     "Each prompt non-empty and, unless over-long prompts are truncated, within `max_prompt_length` CLIP tokens."
     from vlm_grpo_nb.clip_text import clip_token_count
@@ -94,7 +97,7 @@ def check_prompts(prompts:list[str], cfg)->list[str]:
                              "or --set generation_settings.over_length=truncate")
     return prompts
 
-# %% ../nbs/11_cli.ipynb #01105812
+# %% ../nbs/11_cli.ipynb #4ae51c85
 def _enhance(args):
     "`vlm_grpo enhance`"
     from vlm_grpo_nb.vlm_wrapper import VLMWrapper
@@ -110,7 +113,7 @@ def _enhance(args):
             r = policy.enhance_prompt(p)
             print(f"{p} -> {r}" + (f"   [fallback: {r.reason}]" if getattr(r, 'fallback', False) else ''))
 
-# %% ../nbs/11_cli.ipynb #65b3124c
+# %% ../nbs/11_cli.ipynb #6d0f484d
 def _evaluate(args):
     "`vlm_grpo evaluate`"
     s = _system(args)
@@ -120,7 +123,7 @@ def _evaluate(args):
     for c, r in res['by_category'].items(): print(f"  {c:>15}: {r['reward_rewrite']:.4f} vs {r['reward_original']:.4f}, success {r['success_rate']:.0%}")
     print(f"written: {s.out/'evaluation.json'}")
 
-# %% ../nbs/11_cli.ipynb #ffd187e2
+# %% ../nbs/11_cli.ipynb #530dbb33
 def _user_errors()->tuple:
     "The exception types that mean the user's input was wrong."
     from vlm_grpo_nb.tiny import ModelNotAvailable
@@ -131,10 +134,6 @@ def _user_errors()->tuple:
 def main(argv:list[str]|None=None):
     "Entry point of the `vlm_grpo` console script."
     from vlm_grpo_nb.trainer import TrainingError
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ['action']:   # the action agent's own command line (its options and help)
-        from vlm_grpo_nb.action_trainer import action_main
-        return action_main(argv[1:])
     args = make_parser().parse_args(argv)
     try: {'train': _train, 'enhance': _enhance, 'evaluate': _evaluate}[args.command](args)
     except (TrainingError, *_user_errors()) as e:

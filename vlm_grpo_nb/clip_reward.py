@@ -17,7 +17,7 @@ from torch import Tensor
 from fastcore.basics import patch
 
 from .config import Config, load_config, resolve_device, get_logger
-from .tiny import resolve_model, set_offline
+from .tiny import resolve_model, set_offline, shapes_path
 from .clip_text import clip_token_ids, same_bpe
 
 # %% auto #0
@@ -274,7 +274,8 @@ def _load_aesthetic(
     embed_dim:int,        # the reward model's image embedding size
     device:torch.device,  # where the head goes
 )->AestheticHead|None:    # the head, or None if no file is named
-    "The quality head named by the config, on `device`; None (said once in the log if `quality` is weighted) without one."
+    "The quality head named by the config ('shapes': the ShapesWorld head), on `device`; None (said once in the log if `quality` is weighted) without one."
+    if path == 'shapes': path = shapes_path('quality')
     if path: return AestheticHead.from_file(path, embed_dim).to(device)
     if weight:
         log.info(f"reward_settings.weights.quality = {weight} is ignored: no aesthetic head "

@@ -13,12 +13,13 @@ from fastcore.basics import patch
 from .config import Config, load_config, get_logger, set_seed, get_rng_state, set_rng_state, apply_cpu_threads
 from .data import load_prompts, PromptBatches, append_jsonl, save_json, save_jsonl
 from .trainer import GRPOTrainer
-from .validator import Validator, comparison_grid
+from .validator import Validator, comparison_grid, rewriter_grid
 
 # %% auto #0
-__all__ = ['log', 'RESULT_MARKERS', 'RESUME_MUST_MATCH', 'PLOT_KEYS', 'WandbLogger', 'CheckpointError', 'atomic_dir',
-           'OutputError', 'has_results', 'check_output_dir', 'VLMGRPOSystem', 'checkpoints', 'last_checkpoint',
-           'read_checkpoint', 'check_resume_config', 'plot_history', 'policy_folder']
+__all__ = ['log', 'RESULT_MARKERS', 'RESUME_MUST_MATCH', 'PLOT_KEYS', 'MONITOR_KEYS', 'WandbLogger', 'CheckpointError',
+           'atomic_dir', 'OutputError', 'has_results', 'check_output_dir', 'VLMGRPOSystem', 'make_judge', 'checkpoints',
+           'last_checkpoint', 'read_checkpoint', 'check_resume_config', 'plot_history', 'judge_results',
+           'policy_folder']
 
 # %% ../nbs/10_system.ipynb #fa5e55a8
 log = get_logger(__name__)
@@ -147,6 +148,14 @@ class VLMGRPOSystem:
 
     def __repr__(self): return f'VLMGRPOSystem(out={str(self.out)!r}, step={getattr(self.trainer, "step", None)})'
 
+# %% ../nbs/10_system.ipynb #5640a5eb
+def make_judge(cfg:Config):
+    "The judge `training_settings.judge` names, or None."
+    if cfg.training_settings.judge == 'shapes':
+        from vlm_grpo_nb.shapes_grpo import ShapesJudge
+        return ShapesJudge(seed=cfg.training_settings.seed)
+    return None
+
 # %% ../nbs/10_system.ipynb #fb08dfe9
 @patch
 def load_data(self:VLMGRPOSystem):
@@ -179,8 +188,9 @@ def initialize_components(self:VLMGRPOSystem,
     self.log.info(f'components loaded in {time.perf_counter()-t0:.1f}s: policy {cfg.model_settings.vlm_model!r} on '
                   f'{self.policy.device}, generator {cfg.model_settings.sd_model!r} on {self.generator.device}, '
                   f'reward {cfg.model_settings.clip_model!r} on {self.reward.device}; {threads} CPU thread(s)')
-    self.trainer = GRPOTrainer(self.policy, self.generator, self.reward, cfg)
-    self.validator = Validator(self.policy, self.generator, self.reward, cfg)
+    self.judge = make_judge(cfg)
+    self.trainer = GRPOTrainer(self.policy, self.generator, self.reward, cfg, judge=self.judge)
+    self.validator = Validator(self.policy, self.generator, self.reward, cfg, judge=self.judge)
     self.history, self.validations, self.best = [], [], None
     return self
 
@@ -287,11 +297,16 @@ def _validate(self:VLMGRPOSystem, progress:bool=True)->dict:
         grid = self.out/'samples'/f'comparison_iter_{step}.png'; grid.parent.mkdir(exist_ok=True)
         comparison_grid(self.validator.samples, self.config.output_settings.num_sample_images, grid)
         self.wandb.log_images('val/comparison', grid, step)
+        if 'judge' in res and len(self.validations) > 1:
+            rg = self.out/'samples'/f'rewriters_iter_{step}.png'
+            rewriter_grid(self.generator, self.validations[0], res, self.config.output_settings.num_sample_images + 2, rg)
+            self.wandb.log_images('val/rewriters', rg, step)
     self._save_best(res)
     return res
 
 # %% ../nbs/10_system.ipynb #0a1eeabc
 PLOT_KEYS = ('reward_mean', 'kl', 'loss', 'entropy')
+MONITOR_KEYS = ('rewrite_clip_tokens', 'prompt_similarity', 'distinct_per_group', 'judge_ok')  # reward-hacking monitors
 
 def plot_history(
     history:list[dict],            # the metrics of each step
@@ -304,9 +319,10 @@ def plot_history(
     fig, axs = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 2.6), squeeze=False)
     steps = [h['step'] + 1 for h in history]
     for ax, k in zip(axs[0], keys):
-        y = np.array([h.get(k, np.nan) for h in history], dtype=float); w = max(1, len(y) // 10)
-        ax.plot(steps, y, lw=0.8, alpha=0.5, label='step')
-        if len(y) >= w > 1: ax.plot(steps[w-1:], np.convolve(y, np.ones(w) / w, 'valid'), lw=1.5, label=f'mean of {w}')
+        xs = [(s, h[k]) for s, h in zip(steps, history) if h.get(k) is not None and h[k] == h[k]]   # metrics logged every N steps too
+        x, y = np.array([a for a, _ in xs]), np.array([b for _, b in xs], dtype=float); w = max(1, len(y) // 10)
+        ax.plot(x, y, lw=0.8, alpha=0.5, label='step')
+        if len(y) >= w > 1: ax.plot(x[w-1:], np.convolve(y, np.ones(w) / w, 'valid'), lw=1.5, label=f'mean of {w}')
         if k == 'reward_mean' and validations:
             ax.plot([v['iteration'] for v in validations], [v['reward_rewrite'] for v in validations], 'o-', ms=3, label='val rewrite')
             ax.axhline(validations[0]['reward_original'], color='gray', ls=':', lw=1, label='val original')
@@ -363,8 +379,22 @@ def _plots(self:VLMGRPOSystem):
     if not (self.config.output_settings.plots and self.history): return
     (self.out/'plots').mkdir(exist_ok=True)
     plot_history(self.history, self.out/'plots'/'training_curves.png', validations=self.validations)
+    mon = tuple(k for k in MONITOR_KEYS if any(k in h for h in self.history))
+    if mon: plot_history(self.history, self.out/'plots'/'monitors.png', keys=mon); self.wandb.log_images('plots/monitors', self.out/'plots'/'monitors.png', self.trainer.step)
     for k in PLOT_KEYS: plot_history(self.history, self.out/'plots'/f'{k}.png', keys=(k,), validations=self.validations)
     for k in ('training_curves',) + PLOT_KEYS: self.wandb.log_images(f'plots/{k}', self.out/'plots'/f'{k}.png', self.trainer.step)
+
+# %% ../nbs/10_system.ipynb #5c47a3c8
+def judge_results(base:dict, final:dict)->dict:
+    "{'judge': scores of raw prompt, policy before and after training, references; 'gap_closed'} from two validations."
+    if 'judge' not in final: return {}
+    j = {'raw': base['judge']['user'], 'before': base['judge']['policy'], 'after': final['judge']['policy'],
+         **{k: v for k, v in final['judge'].items() if k not in ('user', 'policy')}}
+    out = {'judge': j}
+    if 'oracle' in j:
+        gap = j['oracle']['ok'] - j['before']['ok']
+        out['gap_closed'] = (j['after']['ok'] - j['before']['ok']) / gap if gap > 0 else float('nan')
+    return out
 
 # %% ../nbs/10_system.ipynb #c053d370
 @patch
@@ -377,7 +407,8 @@ def _finish(self:VLMGRPOSystem, seconds:float)->dict:
            'best': self.best, 'improvement_over_baseline': final['reward_rewrite'] - base['reward_rewrite'],
            'final_rewrite_beats_original': final['reward_rewrite'] > final['reward_original'],
            'train_reward_first10': mean(h[:10]), 'train_reward_last10': mean(h[-10:]),
-           'fallbacks_total': int(sum(x['fallbacks'] for x in h)), 'wandb_failures': self.wandb.failures, 'config': self.config.to_dict()}
+           'fallbacks_total': int(sum(x['fallbacks'] for x in h)), 'wandb_failures': self.wandb.failures,
+           **judge_results(base, final), 'config': self.config.to_dict()}
     self._plots()
     save_json(res, self.out/'final_results.json')
     self.log.info(f"done: validation rewrite reward {base['reward_rewrite']:.4f} -> {final['reward_rewrite']:.4f} "

@@ -9,6 +9,7 @@ from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 from fastcore.basics import patch
@@ -157,8 +158,9 @@ class GRPOTrainer:
         generator,           # an `SD3Generator`
         reward,              # a `CLIPRewardCalculator`
         config:Config,       # the loaded config (training_settings, token_settings, ...)
+        judge=None,          # optional independent judge (see `Validator`), run on the training batch every `judge_freq` steps
     ):
-        self.policy, self.generator, self.reward, self.cfg = policy, generator, reward, config
+        self.policy, self.generator, self.reward, self.cfg, self.judge = policy, generator, reward, config, judge
         tr = self.tr = config.training_settings
         self.params = [p for p in policy.model.parameters() if p.requires_grad]
         self.opt = make_optimizer(self.params, tr)
@@ -250,6 +252,24 @@ def reward_metrics(
     return {'reward_mean': ok.mean().item() if len(ok) else float('nan'),
             'reward_std': float(ok.std()) if len(ok) > 1 else 0.0, 'zero_std_frac': zero_std}
 
+# %% ../nbs/08_trainer.ipynb #0a744da0
+@patch
+@torch.no_grad()
+def _monitors(self:GRPOTrainer, b:StepBatch)->dict:
+    "Rewrite length against CLIP's limit, similarity to the user's prompt, distinct rewrites per group, and the judge."
+    from vlm_grpo_nb.clip_text import clip_token_count
+    roll, G, texts = b.roll, self.tr.group_size, [str(t) for t in b.roll.texts]
+    n_tok = [clip_token_count(t) for t in texts]
+    users = [p for p in roll.prompts for _ in range(G)]
+    sim = (self.reward.text_features(texts) * self.reward.text_features(users)).sum(-1)
+    m = {'rewrite_clip_tokens': float(np.mean(n_tok)), 'rewrite_clip_tokens_max': max(n_tok),
+         'rewrite_length_frac': max(n_tok) / self.cfg.token_settings.max_prompt_length, 'prompt_similarity': sim.mean().item(),
+         'distinct_per_group': float(np.mean([len(set(texts[i:i+G])) / G for i in range(0, len(texts), G)]))}
+    if self.judge is not None and self.step % self.tr.judge_freq == 0:
+        v = self.judge.verdicts(b.images.tensors, users)
+        m.update({f'judge_{k}': float(np.mean([x[k] for x in v])) for k in v[0]})
+    return m
+
 # %% ../nbs/08_trainer.ipynb #c6196e19
 @patch
 def _metrics(self:GRPOTrainer, b:StepBatch, upd:dict, times:dict)->dict:
@@ -261,7 +281,7 @@ def _metrics(self:GRPOTrainer, b:StepBatch, upd:dict, times:dict)->dict:
          'rewrite_tokens': roll.completion_mask.sum(1).float().mean().item(),
          'rewrite_words': sum(len(t.split()) for t in roll.texts) / len(roll.texts),
          'fallbacks': roll.n_fallbacks, 'flagged_images': b.images.n_flagged, 'rendered_images': b.images.n_rendered,
-         'lr': self.opt.param_groups[0]['lr'], **times}
+         'lr': self.opt.param_groups[0]['lr'], **self._monitors(b), **times}
     return {**m, 'time_step': sum(v for k, v in times.items() if k.startswith('time_'))}
 
 # %% ../nbs/08_trainer.ipynb #18241baf

@@ -8,6 +8,7 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
+import numpy as np
 import torch
 from fastcore.basics import patch
 from .config import Config, get_logger, set_seed, step_seed
@@ -15,7 +16,8 @@ from .data import save_json
 from .trainer import render_and_score
 
 # %% auto #0
-__all__ = ['log', 'summarize', 'breakdown', 'Validator', 'chunk_rows', 'chunk_samples', 'comparison_grid']
+__all__ = ['log', 'summarize', 'breakdown', 'Validator', 'chunk_rows', 'chunk_samples', 'judge_summary', 'comparison_grid',
+           'rewriter_grid']
 
 # %% ../nbs/09_validator.ipynb #d1077d10
 log = get_logger(__name__)
@@ -48,18 +50,19 @@ class Validator:
         reward,             # a `CLIPRewardCalculator`
         config:Config,      # the loaded config
         seed:int|None=None, # noise and sampling seed; default training_settings.seed
+        judge=None,         # optional: an independent judge of images (see `ShapesJudge`), reported beside the reward
     ):
-        self.policy, self.generator, self.reward, self.cfg = policy, generator, reward, config
+        self.policy, self.generator, self.reward, self.cfg, self.judge = policy, generator, reward, config, judge
         self.seed = config.training_settings.seed if seed is None else seed
-        self._original_images = {}  # (prompts, seeds) of a chunk -> its ImageBatch, on the CPU
+        self._original_images = {}  # (name, prompts, seeds) of a chunk -> its ImageBatch, on the CPU
         self.samples = None         # the first chunk's prompts, rewrites, images and rewards (for grids)
     def __repr__(self): return f'Validator(seed={self.seed}, {len(self._original_images)} chunks of originals kept)'
 
 # %% ../nbs/09_validator.ipynb #61e91ee8
 @patch
-def _originals(self:Validator, prompts:list[str], seeds:list[int]):
-    "The images of the original prompts of a chunk, rendered on first use."
-    key = (tuple(prompts), tuple(seeds))
+def _originals(self:Validator, prompts:list[str], seeds:list[int], name:str='original'):
+    "The images of fixed texts (the original prompts, or a judge's references) of a chunk, rendered on first use."
+    key = (name, tuple(prompts), tuple(seeds))
     if key not in self._original_images: self._original_images[key] = self.generator.generate_images(prompts, seeds).cpu()
     return self._original_images[key]
 
@@ -73,7 +76,21 @@ def _chunk(self:Validator, prompts:list[str], c:int)->dict:
     io, ro = render_and_score(self.generator, self.reward, prompts, seeds, prompts, update_stats=False,
                               images=self._originals(prompts, seeds))
     ir, rw = render_and_score(self.generator, self.reward, [str(t) for t in rewrites], seeds, prompts, update_stats=False)
-    return dict(prompts=prompts, rewrites=rewrites, seeds=seeds, original=(io, ro), rewrite=(ir, rw))
+    ch = dict(prompts=prompts, rewrites=rewrites, seeds=seeds, original=(io, ro), rewrite=(ir, rw))
+    if self.judge is not None: ch['judge'] = self._judge_chunk(ch)
+    return ch
+
+# %% ../nbs/09_validator.ipynb #a035c36d
+@patch
+def _judge_chunk(self:Validator, ch:dict)->dict:
+    "Judge verdicts per rewriter ('user', 'policy' and the judge's references) of a chunk, and the references' renders and rewards."
+    j, prompts, seeds = self.judge, ch['prompts'], ch['seeds']
+    out = {'user': j.verdicts(ch['original'][0].tensors, prompts), 'policy': j.verdicts(ch['rewrite'][0].tensors, prompts)}
+    for name, texts in j.references(prompts, seeds).items():
+        imgs, rr = render_and_score(self.generator, self.reward, texts, seeds, prompts, update_stats=False,
+                                    images=self._originals(texts, seeds, name))
+        out[name], ch[name] = j.verdicts(imgs.tensors, prompts), (imgs, rr, texts)
+    return out
 
 # %% ../nbs/09_validator.ipynb #1a26b2ca
 def chunk_rows(recs:list[dict], ch:dict)->list[dict]:
@@ -87,8 +104,16 @@ def chunk_rows(recs:list[dict], ch:dict)->list[dict]:
         rows.append({'user_prompt': rec['user_prompt'], 'category': rec['category'], 'difficulty': rec['difficulty'],
                      'rewrite': str(rw_i), 'fallback': bool(getattr(rw_i, 'fallback', False)), 'seed': ch['seeds'][i],
                      'reward_original': a, 'reward_rewrite': b, 'improvement': b - a, 'success': b > a,
-                     **{f'rewrite_{k}': v[i].item() for k, v in rw.breakdown.items()}})
+                     **{f'rewrite_{k}': v[i].item() for k, v in rw.breakdown.items()}, **_judge_row(ch, i)})
     return rows
+
+def _judge_row(ch:dict, i:int)->dict:
+    "Row `i`'s judge verdicts per rewriter, and the references' texts and rewards."
+    if 'judge' not in ch: return {}
+    out = {f'judge_{name}': v[i] for name, v in ch['judge'].items()}
+    for name in ch['judge']:
+        if name in ch and name not in ('original', 'rewrite'): out[name], out[f'reward_{name}'] = ch[name][2][i], ch[name][1].total[i].item()
+    return out
 
 # %% ../nbs/09_validator.ipynb #77f0cfb0
 def chunk_samples(ch:dict)->dict:
@@ -117,8 +142,15 @@ def evaluate(self:Validator,
             if self.samples is None: self.samples = chunk_samples(ch)
     res = {'iteration': iteration, **summarize(rows), 'by_category': breakdown(rows, 'category'),
            'by_difficulty': breakdown(rows, 'difficulty'), 'n_flagged': len(records) - len(rows), 'rows': rows}
+    if self.judge is not None: res['judge'] = judge_summary(rows)
     if out_dir is not None: save_json(res, Path(out_dir)/f'validation_iter_{iteration}.json')
     return res
+
+# %% ../nbs/09_validator.ipynb #5b2f0ad4
+def judge_summary(rows:list[dict])->dict:
+    "Mean of every judge number per rewriter ('user', 'policy', references) over `rows`."
+    names = [k.removeprefix('judge_') for k in rows[0] if k.startswith('judge_')] if rows else []
+    return {n: {k: float(np.mean([r[f'judge_{n}'][k] for r in rows])) for k in rows[0][f'judge_{n}']} for n in names}
 
 # %% ../nbs/09_validator.ipynb #9bd94bf5
 def comparison_grid(
@@ -135,5 +167,31 @@ def comparison_grid(
                                                  ('rewrite', samples['rewrite_images'][j], samples['reward_rewrite'][j], samples['rewrites'][j]))):
             ax = axs[row, j]; ax.imshow(im); ax.axis('off')
             ax.set_title(f"{kind}: {r:+.3f}\n" + '\n'.join(textwrap.wrap(txt, 28)[:3]), fontsize=6.5)
+    if path is not None: fig.savefig(path, dpi=110, bbox_inches='tight'); plt.close(fig)
+    return fig
+
+# %% ../nbs/09_validator.ipynb #ab7e7d7f
+def rewriter_grid(
+    generator,                # the run's `SD3Generator`
+    base:dict,                # the baseline validation (`evaluate(..., iteration=0)`), with judge rows
+    final:dict,               # a later validation
+    n:int=6,                  # prompts (columns)
+    path:str|Path|None=None,  # save the figure as PNG here
+):
+    "Images of the first `n` prompts under every rewriter, captioned with the judge's verdict and the reward."
+    import matplotlib.pyplot as plt, textwrap
+    b, f = base['rows'][:n], {r['user_prompt']: r for r in final['rows']}
+    refs = [k.removeprefix('judge_') for k in b[0] if k.startswith('judge_') and k not in ('judge_user', 'judge_policy')]
+    kinds = [('raw prompt', lambda r: (r['user_prompt'], r['judge_user'], r['reward_original'])),
+             ('policy before', lambda r: (r['rewrite'], r['judge_policy'], r['reward_rewrite'])),
+             ('policy after', lambda r: (f[r['user_prompt']]['rewrite'], f[r['user_prompt']]['judge_policy'], f[r['user_prompt']]['reward_rewrite'])),
+             *[(x, lambda r, x=x: (r[x], r[f'judge_{x}'], r[f'reward_{x}'])) for x in refs]]
+    fig, axs = plt.subplots(len(kinds), len(b), figsize=(2.1 * len(b), 2.5 * len(kinds)), squeeze=False, gridspec_kw={'hspace': 0.75})
+    for row, (name, get) in enumerate(kinds):
+        texts, verdicts, rewards = zip(*[get(r) for r in b])
+        ims = generator.generate_images(list(texts), [r['seed'] for r in b]).images
+        for c, ax in enumerate(axs[row]):
+            ax.imshow(ims[c]); ax.set_xticks([]); ax.set_yticks([])
+            ax.set_title(f"{name}: {'ok' if verdicts[c]['ok'] else 'x'} r={rewards[c]:+.2f}\n" + '\n'.join(textwrap.wrap(texts[c], 26)[:3]), fontsize=6)
     if path is not None: fig.savefig(path, dpi=110, bbox_inches='tight'); plt.close(fig)
     return fig
