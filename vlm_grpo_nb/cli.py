@@ -34,6 +34,8 @@ def _common(p):
     p.add_argument('--set', dest='sets', action='append', default=[], metavar='KEY=VALUE', help='config override, e.g. training_settings.learning_rate=1e-5')
     p.add_argument('--output', help='results folder (output_settings.output_dir)')
 
+
+# %% ../nbs/11_cli.ipynb #71a73556
 def make_parser()->argparse.ArgumentParser:
     "The `vlm_grpo` argument parser."
     ap = ArgumentParser(prog='vlm_grpo', description='Train prompt-rewriting policies for text-to-image with GRPO.')
@@ -49,6 +51,8 @@ def make_parser()->argparse.ArgumentParser:
     v = sub.add_parser('evaluate', help='validate a trained policy against the original prompts'); _common(v)
     v.add_argument('--checkpoint', required=True, help='a best_model or checkpoint_iter_N folder')
     v.add_argument('--split', choices=['val', 'train'], default='val')
+    sub.add_parser('action', help='the change-localisation action agent: train | evaluate | predict (see vlm_grpo action -h)',
+                   add_help=False).add_argument('args', nargs=argparse.REMAINDER)
     return ap
 
 # %% ../nbs/11_cli.ipynb #d9246197
@@ -131,9 +135,15 @@ def _user_errors()->tuple:
     from vlm_grpo_nb.data import DataError
     return (ConfigError, DataError, CheckpointError, OutputError, ModelNotAvailable, ValueError, OSError)
 
+
+# %% ../nbs/11_cli.ipynb #ca0c0296
 def main(argv:list[str]|None=None):
     "Entry point of the `vlm_grpo` console script."
     from vlm_grpo_nb.trainer import TrainingError
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ['action']:   # the action agent's own command line (its options and help)
+        from vlm_grpo_nb.action_trainer import action_main
+        return action_main(argv[1:])
     args = make_parser().parse_args(argv)
     try: {'train': _train, 'enhance': _enhance, 'evaluate': _evaluate}[args.command](args)
     except (TrainingError, *_user_errors()) as e:
