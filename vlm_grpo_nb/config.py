@@ -47,7 +47,7 @@ _NULLABLE = {  # key: type of its value when it is not null
     'data_settings.train_file': str, 'data_settings.val_file': str,
     'data_settings.categories': list, 'data_settings.difficulties': list,
     'output_settings.wandb.entity': str, 'output_settings.wandb.run_name': str,
-    'device_settings.cpu_threads': int,
+    'device_settings.cpu_threads': int, 'device_settings.reference': str,
     'action_settings.model.fusion_hidden': int, 'action_settings.data.path': str, 'action_settings.training.max_minutes': float,
     'action_settings.wandb.entity': str, 'action_settings.wandb.run_name': str,
 }
@@ -66,7 +66,8 @@ _CHOICES = {
     'action_settings.model.fusion': ('sum', 'concat'), 'action_settings.data.format': ('auto', 'arrow', 'folder'),
     'action_settings.log_level': ('DEBUG', 'INFO', 'WARNING', 'ERROR'), 'action_settings.wandb.mode': ('offline', 'online', 'disabled'),
 }
-_PATTERNS = {f'device_settings.{k}': r'auto|cpu|mps|cuda(:\d+)?' for k in ('policy', 'generator', 'reward')}
+_DEVICE = r'auto|cpu|mps|cuda(:\d+)?|cuda:\{local_rank(\*\d+)?(\+\d+)?\}'  # 'cuda:{local_rank}' etc.: one set of devices per process
+_PATTERNS = {f'device_settings.{k}': _DEVICE for k in ('policy', 'generator', 'reward', 'reference')}
 
 # %% ../nbs/00_config.ipynb #6a7a9106
 _RANGES = {
@@ -123,7 +124,7 @@ def _check_type(key, v, want, src):
 def _check_allowed(key, v, src):
     "Fail, naming the key, if `v` is not among its choices, does not match its pattern, or is out of its range."
     if key in _CHOICES and v not in _CHOICES[key]: _fail(src, key, f"is {v!r}; allowed: {', '.join(map(repr, _CHOICES[key]))}")
-    if key in _PATTERNS and not re.fullmatch(_PATTERNS[key], v): _fail(src, key, f"is {v!r}; allowed: 'auto', 'cpu', 'mps', 'cuda' or 'cuda:N'")
+    if key in _PATTERNS and not re.fullmatch(_PATTERNS[key], v): _fail(src, key, f"is {v!r}; allowed: 'auto', 'cpu', 'mps', 'cuda' or 'cuda:N' (one per process: 'cuda:{{local_rank}}' or 'cuda:{{local_rank*K+J}}')")
     if key not in _RANGES: return
     lo, hi, inc = _RANGES[key]
     if (lo is not None and (v < lo if inc else v <= lo)) or (hi is not None and v > hi):
