@@ -13,13 +13,15 @@ from fastcore.basics import patch
 from .config import Config, load_config, get_logger, set_seed, get_rng_state, set_rng_state, apply_cpu_threads
 from .data import load_prompts, PromptBatches, append_jsonl, save_json, save_jsonl
 from .trainer import GRPOTrainer
-from .validator import Validator, comparison_grid, rewriter_grid
+from .validator import Validator, comparison_grid, rewriter_grid, chunk_rows, chunk_samples, summarize, breakdown, judge_summary
+from .distributed import (process_context, check_world, resolve_devices, barrier, gather_objects, full_state_dict,
+                                     load_full_state_dict)
 
 # %% auto #0
-__all__ = ['log', 'RESULT_MARKERS', 'RESUME_MUST_MATCH', 'PLOT_KEYS', 'MONITOR_KEYS', 'WandbLogger', 'CheckpointError',
-           'atomic_dir', 'OutputError', 'has_results', 'check_output_dir', 'VLMGRPOSystem', 'make_judge', 'checkpoints',
-           'last_checkpoint', 'read_checkpoint', 'check_resume_config', 'plot_history', 'judge_results',
-           'policy_folder']
+__all__ = ['log', 'RESULT_MARKERS', 'RESUME_MUST_MATCH', 'VAL_CHUNK', 'PLOT_KEYS', 'MONITOR_KEYS', 'WandbLogger',
+           'CheckpointError', 'atomic_dir', 'OutputError', 'has_results', 'check_output_dir', 'VLMGRPOSystem',
+           'make_judge', 'checkpoints', 'last_checkpoint', 'read_checkpoint', 'check_resume_config',
+           'validation_result', 'plot_history', 'judge_results', 'policy_folder']
 
 # %% ../nbs/10_system.ipynb #fa5e55a8
 log = get_logger(__name__)
@@ -27,9 +29,10 @@ log = get_logger(__name__)
 # %% ../nbs/10_system.ipynb #828398ef
 class WandbLogger:
     "Weights & Biases logging that logs its own failures instead of raising them."
-    def __init__(self, config:Config, out_dir:Path, resume_id:str|None=None):
+    def __init__(self, config:Config, out_dir:Path, resume_id:str|None=None,
+                 active:bool=True):  # False on every process but the main one: one run per launch
         self.run, self.failures, w = None, 0, config.output_settings.wandb
-        if not w.enabled or w.mode == 'disabled': return
+        if not active or not w.enabled or w.mode == 'disabled': return
         try:
             import wandb
             self.wandb = wandb
@@ -144,7 +147,8 @@ class VLMGRPOSystem:
         if output_dir is not None: overrides['output_settings.output_dir'] = str(output_dir)
         self.config = load_config(config_path, preset=preset, **overrides)
         self.out = Path(self.config.output_settings.output_dir)
-        self.trainer = None
+        self.trainer, self.dist = None, process_context()
+        check_world(self.config, self.dist.world)
 
     def __repr__(self): return f'VLMGRPOSystem(out={str(self.out)!r}, step={getattr(self.trainer, "step", None)})'
 
@@ -177,39 +181,58 @@ def initialize_components(self:VLMGRPOSystem,
     from vlm_grpo_nb.vlm_wrapper import VLMWrapper
     from vlm_grpo_nb.sd_generator import SD3Generator
     from vlm_grpo_nb.clip_reward import CLIPRewardCalculator
-    cfg = self.config
-    check_output_dir(self.out, existing)
+    d, cfg = self.dist, resolve_devices(self.config, self.dist)   # this process's devices ('cuda:{local_rank}', ...)
+    check_output_dir(self.out, existing); barrier(d)            # every process checks before any process writes
     self.load_data()
-    self.log = get_logger('vlm_grpo_nb', cfg.output_settings.log_level, self.out/'vlm_grpo_training.log')
+    self.log = get_logger('vlm_grpo_nb', cfg.output_settings.log_level if d.is_main else 'WARNING',
+                          self.out/'vlm_grpo_training.log' if d.is_main else None)
     set_seed(cfg.training_settings.seed)
     threads, t0 = apply_cpu_threads(cfg), time.perf_counter()
     self.policy = VLMWrapper(str(policy_path) if policy_path else None, config=cfg)
     self.generator, self.reward = SD3Generator(config=cfg), CLIPRewardCalculator(config=cfg)
     self.log.info(f'components loaded in {time.perf_counter()-t0:.1f}s: policy {cfg.model_settings.vlm_model!r} on '
                   f'{self.policy.device}, generator {cfg.model_settings.sd_model!r} on {self.generator.device}, '
-                  f'reward {cfg.model_settings.clip_model!r} on {self.reward.device}; {threads} CPU thread(s)')
+                  f'reward {cfg.model_settings.clip_model!r} on {self.reward.device}; {threads} CPU thread(s)'
+                  + (f'; {d.world} processes{" (FSDP)" if d.fsdp else ""}' if d.world > 1 else ''))
     self.judge = make_judge(cfg)
-    self.trainer = GRPOTrainer(self.policy, self.generator, self.reward, cfg, judge=self.judge)
+    self.trainer = GRPOTrainer(self.policy, self.generator, self.reward, cfg, judge=self.judge, dist=d)
     self.validator = Validator(self.policy, self.generator, self.reward, cfg, judge=self.judge)
     self.history, self.validations, self.best = [], [], None
     return self
 
+# %% ../nbs/10_system.ipynb #2d1e6808
+def _save_weights(model:torch.nn.Module, path:Path, sd:dict|None=None):
+    "Write `model`'s weights (or the full state dict `sd`) as safetensors."
+    from safetensors.torch import save_model, save_file
+    if sd is None: save_model(model, str(path))
+    else: save_file({k: v.detach().cpu().clone().contiguous() for k, v in sd.items()}, str(path))
+
+@patch
+def _save_policy(self:VLMGRPOSystem, folder:Path, sd:dict|None=None):
+    "Save the policy with `VLMWrapper.save`, or (FSDP) its assembled full state dict `sd` with the tokenizer."
+    if sd is None: return self.policy.save(folder)
+    self.policy.model.save_pretrained(folder, state_dict=sd); self.policy.tokenizer.save_pretrained(folder)
+
 # %% ../nbs/10_system.ipynb #7e53182a
 @patch
 def save_checkpoint(self:VLMGRPOSystem)->Path:
-    "Write `checkpoint_iter_N` atomically and keep only the newest `keep_checkpoints`."
+    "Write `checkpoint_iter_N` atomically (the main process) and keep only the newest `keep_checkpoints`."
+    dist, ref, path = self.dist, self.trainer.ref_model, self.out/f'checkpoint_iter_{self.trainer.step}'
+    rewards = gather_objects(getattr(self.reward, 'state_dict', lambda: None)(), dist)   # each process's reward normaliser
+    pol_sd = full_state_dict(self.policy.model, dist) if dist.fsdp else None          # collectives: every process
+    ref_sd = full_state_dict(ref, dist) if dist.fsdp and ref is not None else None
     def write(d):
-        self.policy.save(d/'policy')
-        if self.trainer.ref_model is not None:
-            from safetensors.torch import save_model
-            save_model(self.trainer.ref_model, str(d/'reference.safetensors'))
+        self._save_policy(d/'policy', pol_sd)
+        if ref is not None: _save_weights(ref, d/'reference.safetensors', ref_sd)
         torch.save({**self.trainer.state_dict(), 'rng': _safe_rng(get_rng_state()), 'history': self.history,
                     'validations': [{k: v for k, v in r.items() if k != 'rows'} for r in self.validations],
-                    'best': self.best, 'wandb_id': self.wandb.id}, d/'trainer_state.pt')
+                    'best': self.best, 'wandb_id': self.wandb.id, 'world': dist.world, 'reward_ranks': rewards}, d/'trainer_state.pt')
         self.config.save(d/'config.json')
-    path = atomic_dir(self.out/f'checkpoint_iter_{self.trainer.step}', write)
-    for old in checkpoints(self.out)[:-self.config.output_settings.keep_checkpoints]: shutil.rmtree(old, ignore_errors=True)
-    self.log.info(f'checkpoint saved: {path}')
+    if dist.is_main:
+        atomic_dir(path, write)
+        for old in checkpoints(self.out)[:-self.config.output_settings.keep_checkpoints]: shutil.rmtree(old, ignore_errors=True)
+        self.log.info(f'checkpoint saved: {path}')
+    barrier(dist)
     return path
 
 # %% ../nbs/10_system.ipynb #9ee0e52e
@@ -260,15 +283,55 @@ def load_checkpoint(self:VLMGRPOSystem, path:str|Path):
         raise CheckpointError(f"{path/'reference.safetensors'}: missing, but this run has a reference model (kl_coef > 0)")
     self.initialize_components(policy_path=path/'policy', existing=True)
     self.trainer.load_state_dict(st)
+    self._load_reward_state(st)
     if self.trainer.ref_model is not None:
-        from safetensors.torch import load_model
-        load_model(self.trainer.ref_model, str(path/'reference.safetensors'))
+        from safetensors.torch import load_model, load_file
+        f = str(path/'reference.safetensors')
+        if self.dist.fsdp: load_full_state_dict(self.trainer.ref_model, load_file(f), self.dist)   # into the shards
+        else: load_model(self.trainer.ref_model, f)
     set_rng_state(_unsafe_rng(st['rng']))
     self.history, self.best, self._resume_wandb = st['history'], st['best'], st.get('wandb_id')
     vfile = lambda v: self.out/f"validation_iter_{v['iteration']}.json"
     self.validations = [json.loads(vfile(v).read_text()) if vfile(v).exists() else v for v in st['validations']]
-    save_jsonl(self.history, self.out/'metrics.jsonl')
-    self.log.info(f'resumed from {path} at step {self.trainer.step}')
+    if self.dist.is_main: save_jsonl(self.history, self.out/'metrics.jsonl')
+    barrier(self.dist)
+    self.log.info(f'resumed from {path} at step {self.trainer.step}' +
+                  (f" ({st.get('world', 1)} processes then, {self.dist.world} now)" if st.get('world', 1) != self.dist.world else ''))
+
+# %% ../nbs/10_system.ipynb #24d0f9ce
+@patch
+def _load_reward_state(self:VLMGRPOSystem, st:dict):
+    "Restore this process's reward normaliser state if the checkpoint has one per process for this many processes."
+    rr = st.get('reward_ranks') or []
+    if len(rr) == self.dist.world and rr[self.dist.rank] is not None and hasattr(self.reward, 'load_state_dict'):
+        self.reward.load_state_dict(rr[self.dist.rank])
+
+# %% ../nbs/10_system.ipynb #a6fc665d
+VAL_CHUNK = 16   # prompts per validator chunk: `Validator.evaluate`'s default batch_size, which its seeds depend on
+
+def validation_result(records:list[dict], rows:list[dict], iteration:int, judge:bool=False)->dict:
+    "The summary `Validator.evaluate` returns, from all the rows of a validation."
+    res = {'iteration': iteration, **summarize(rows), 'by_category': breakdown(rows, 'category'),
+           'by_difficulty': breakdown(rows, 'difficulty'), 'n_flagged': len(records) - len(rows), 'rows': rows}
+    if judge: res['judge'] = judge_summary(rows)
+    return res
+
+# %% ../nbs/10_system.ipynb #11be3591
+@patch
+def _evaluate_split(self:VLMGRPOSystem, recs:list[dict], iteration:int, out_dir:Path|None=None, progress:bool=False)->dict:
+    "`Validator.evaluate`, its chunks split across processes and the rows gathered (one process: `evaluate` itself)."
+    d, v = self.dist, self.validator
+    if d.world == 1: return v.evaluate(recs, iteration=iteration, out_dir=out_dir, progress=progress)
+    mine, v.samples = {}, None
+    with torch.random.fork_rng(devices=[]):
+        for c in range(d.rank * VAL_CHUNK, len(recs), d.world * VAL_CHUNK):
+            ch = v._chunk([r['user_prompt'] for r in recs[c:c+VAL_CHUNK]], c)
+            mine[c] = chunk_rows(recs[c:c+VAL_CHUNK], ch)
+            if c == 0: v.samples = chunk_samples(ch)
+    parts = sorted((c, rows) for p in gather_objects(mine, d) for c, rows in p.items())
+    res = validation_result(recs, [r for _, rows in parts for r in rows], iteration, v.judge is not None)
+    if out_dir is not None and d.is_main: save_json(res, Path(out_dir)/f'validation_iter_{iteration}.json')
+    return res
 
 # %% ../nbs/10_system.ipynb #c38dceaf
 @patch
@@ -277,23 +340,26 @@ def _save_best(self:VLMGRPOSystem, res:dict):
     step = self.trainer.step
     if step == 0 or (self.best is not None and res['reward_rewrite'] <= self.best['reward_rewrite']): return
     self.best = {'iteration': step, 'reward_rewrite': res['reward_rewrite']}
+    sd = full_state_dict(self.policy.model, self.dist) if self.dist.fsdp else None
     def write(d):
-        self.policy.save(d); self.config.save(d/'vlm_grpo_config.json')
+        self._save_policy(d, sd); self.config.save(d/'vlm_grpo_config.json')
         save_json({k: v for k, v in res.items() if k != 'rows'}, d/'validation.json')
-    atomic_dir(self.out/'best_model', write)
-    self.log.info(f"new best model @{step}: {res['reward_rewrite']:.4f}")
+    if self.dist.is_main:
+        atomic_dir(self.out/'best_model', write)
+        self.log.info(f"new best model @{step}: {res['reward_rewrite']:.4f}")
+    barrier(self.dist)
 
 # %% ../nbs/10_system.ipynb #d8f41d9b
 @patch
 def _validate(self:VLMGRPOSystem, progress:bool=True)->dict:
     "Validate at the current step; log, grid, wandb and best model."
     step = self.trainer.step
-    res = self.validator.evaluate(self.val_recs, iteration=step, out_dir=self.out, progress=progress)
+    res = self._evaluate_split(self.val_recs, step, self.out, progress)
     self.validations.append(res)
     self.log.info(f"validation @{step}: rewrite {res['reward_rewrite']:.4f} vs original {res['reward_original']:.4f} "
                   f"({res['improvement_pct']:+.1f}%), success {res['success_rate']:.0%}, fallbacks {res['fallbacks']}")
     self.wandb.log_validation(res, step)
-    if self.config.output_settings.save_images and self.validator.samples:
+    if self.dist.is_main and self.config.output_settings.save_images and self.validator.samples:
         grid = self.out/'samples'/f'comparison_iter_{step}.png'; grid.parent.mkdir(exist_ok=True)
         comparison_grid(self.validator.samples, self.config.output_settings.num_sample_images, grid)
         self.wandb.log_images('val/comparison', grid, step)
@@ -334,8 +400,10 @@ def plot_history(
 # %% ../nbs/10_system.ipynb #e43b45ff
 @patch
 def _record(self:VLMGRPOSystem, m:dict):
-    "Keep, write and log one step's metrics."
-    self.history.append(m); append_jsonl(m, self.out/'metrics.jsonl'); self.wandb.log(m, self.trainer.step)
+    "Keep, write and log one step's metrics (every process keeps them; the main process writes them)."
+    self.history.append(m)
+    if not self.dist.is_main: return
+    append_jsonl(m, self.out/'metrics.jsonl'); self.wandb.log(m, self.trainer.step)
     if self.trainer.step % 10 == 0 or self.trainer.step == self.config.training_settings.num_iterations:
         self.log.info(f"step {self.trainer.step}: reward {m['reward_mean']:.4f} loss {m['loss']:.4f} kl {m['kl']:.4g} "
                       f"entropy {m['entropy']:.3f} clip {m['clip_frac']:.3f} fallbacks {m['fallbacks']} ({m['time_step']:.2f}s)")
@@ -361,7 +429,7 @@ def run_training(self:VLMGRPOSystem,
     from tqdm.auto import tqdm
     self._start(resume)
     tr, t_start = self.config.training_settings, time.perf_counter()
-    self.wandb = WandbLogger(self.config, self.out, self._resume_wandb)
+    self.wandb = WandbLogger(self.config, self.out, self._resume_wandb, active=self.dist.is_main)
     if not self.validations: self._validate(progress)
     bar = tqdm(range(self.trainer.step, tr.num_iterations), desc='GRPO', disable=not progress, initial=self.trainer.step, total=tr.num_iterations)
     for i in bar:
@@ -409,8 +477,7 @@ def _finish(self:VLMGRPOSystem, seconds:float)->dict:
            'train_reward_first10': mean(h[:10]), 'train_reward_last10': mean(h[-10:]),
            'fallbacks_total': int(sum(x['fallbacks'] for x in h)), 'wandb_failures': self.wandb.failures,
            **judge_results(base, final), 'config': self.config.to_dict()}
-    self._plots()
-    save_json(res, self.out/'final_results.json')
+    if self.dist.is_main: self._plots(); save_json(res, self.out/'final_results.json')
     self.log.info(f"done: validation rewrite reward {base['reward_rewrite']:.4f} -> {final['reward_rewrite']:.4f} "
                   f"(original prompts {final['reward_original']:.4f}); results in {self.out}")
     self.wandb.finish()
@@ -438,6 +505,6 @@ def evaluate(self:VLMGRPOSystem,
     if checkpoint is not None: self.initialize_components(policy_path=policy_folder(checkpoint), existing=True)
     elif self.trainer is None: self.initialize_components(existing=True)
     recs = self.val_recs if split == 'val' else self.train_recs
-    res = self.validator.evaluate(recs, iteration=self.trainer.step, progress=progress)
-    save_json(res, self.out/'evaluation.json')
+    res = self._evaluate_split(recs, self.trainer.step, progress=progress)
+    if self.dist.is_main: save_json(res, self.out/'evaluation.json')
     return res

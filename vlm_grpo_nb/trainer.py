@@ -13,8 +13,10 @@ import numpy as np
 import torch
 from torch import Tensor
 from fastcore.basics import patch
-from .config import Config, get_logger, set_seed, step_seed
+from .config import Config, get_logger, set_seed, step_seed, resolve_device
 from .grpo import group_advantages, discounted_returns, grpo_loss
+from .distributed import (DistContext, shard_slice, group_rows, gather_cat, average_grads, token_weight,
+                                     reduce_metrics, wrap_fsdp)
 
 # %% auto #0
 __all__ = ['log', 'PromptStats', 'token_advantages', 'floor_fallbacks', 'stage_timer', 'render_and_score', 'StepBatch',
@@ -121,6 +123,8 @@ class StepBatch:
     adv: Tensor               # (N,) advantages, on the policy's device
     tok_adv: Tensor           # (N,) or (N, T) the advantages the loss uses (see `token_advantages`)
     ref: Tensor|None = None   # (N, T) reference log-probs, or None without a KL term
+    rewards_all: Tensor|None = None  # the whole step's total rewards (every process's share), for metrics
+    adv_all: Tensor|None = None      # the whole step's advantages
     def __repr__(self): return f'StepBatch({len(self.roll)} rewrites, reward {self.rewards.total.nanmean():.4f}, ref={self.ref is not None})'
 
 # %% ../nbs/08_trainer.ipynb #8d7a30da
@@ -159,12 +163,16 @@ class GRPOTrainer:
         reward,              # a `CLIPRewardCalculator`
         config:Config,       # the loaded config (training_settings, token_settings, ...)
         judge=None,          # optional independent judge (see `Validator`), run on the training batch every `judge_freq` steps
+        dist:DistContext|None=None, # this process's place in a multi-process launch (`18_distributed`); None: one process
     ):
         self.policy, self.generator, self.reward, self.cfg, self.judge = policy, generator, reward, config, judge
-        tr = self.tr = config.training_settings
+        tr, self.dist = config.training_settings, dist or DistContext()
+        self.tr = tr
+        ref = policy.reference_model() if tr.kl_coef > 0 else None
+        if ref is not None and config.device_settings.get('reference'): ref = ref.to(resolve_device(config.device_settings.reference))
+        self.ref_model = wrap_fsdp(policy, ref, self.dist)   # FSDP: both sharded by accelerate's plugin; else unchanged
         self.params = [p for p in policy.model.parameters() if p.requires_grad]
         self.opt = make_optimizer(self.params, tr)
-        self.ref_model = policy.reference_model() if tr.kl_coef > 0 else None
         self.prompt_stats = PromptStats() if tr.per_prompt_stats else None
         self.step, self.fallback_streak = 0, 0
         self.last = None  # the last step's `StepBatch`, for logging
@@ -176,30 +184,40 @@ class GRPOTrainer:
 
 # %% ../nbs/08_trainer.ipynb #077992dc
 @patch
-def _advantages(self:GRPOTrainer, prompts:list[str], roll, rewards:Tensor)->Tensor:
+def _advantages(self:GRPOTrainer, prompts:list[str], fallbacks:Tensor, rewards:Tensor)->Tensor:
     "Group (or per-prompt running) advantages of the step's rewards, a fallback floored to its group's worst real rewrite."
     tr, G = self.tr, self.tr.group_size
-    rewards = floor_fallbacks(rewards, roll.fallbacks, G) if roll.n_fallbacks else rewards
+    rewards = floor_fallbacks(rewards, fallbacks, G) if fallbacks.any() else rewards
     adv = (self.prompt_stats.advantages(prompts, rewards, G) if self.prompt_stats is not None
            else group_advantages(rewards, group_size=G, scale=tr.advantage_scale))
     return adv.to(self.policy.device)
+
+# %% ../nbs/08_trainer.ipynb #86dc58c9
+@patch
+@torch.no_grad()
+def _reference_logp(self:GRPOTrainer, roll)->Tensor|None:
+    "The reference model's per-token log-probs of a rollout, computed on its device; None without a KL term."
+    if self.ref_model is None: return None
+    rd, dev = next(self.ref_model.parameters()).device, self.policy.device
+    t = [x.to(rd) for x in (roll.prompt_ids, roll.prompt_mask, roll.completion_ids, roll.completion_mask)]
+    return self.policy.log_probs(*t, model=self.ref_model).logp.to(dev)
 
 # %% ../nbs/08_trainer.ipynb #0e3ab1a2
 @patch
 @torch.no_grad()
 def _collect(self:GRPOTrainer, prompts:list[str], times:dict)->StepBatch:
-    "Sample, render and score a step's rewrites; compute advantages and the reference log-probs."
-    tr, G, dev = self.tr, self.tr.group_size, self.policy.device
-    with stage_timer(times, 'time_sample', dev): roll = self.policy.sample(prompts, G)
+    "Sample, render and score this process's share of a step's rewrites; advantages of the whole step; reference log-probs."
+    tr, G, dev, d = self.tr, self.tr.group_size, self.policy.device, self.dist
+    share = shard_slice(len(prompts), d.rank, d.world); rows = group_rows(share, G)
+    with stage_timer(times, 'time_sample', dev): roll = self.policy.sample(prompts[share], G)
     self.fallback_streak = fallback_streak(self.fallback_streak, roll, tr, self.step)
-    seeds = self.generator.group_seeds(len(prompts), G, step_seed(tr.seed, self.step, 'noise'))
+    seeds = self.generator.group_seeds(len(prompts), G, step_seed(tr.seed, self.step, 'noise'))[rows]
     imgs, rr = render_and_score(self.generator, self.reward, roll.texts, seeds, [p for p in roll.prompts for _ in range(G)], G, times=times)
-    adv = self._advantages(prompts, roll, rr.total.float())
-    ref = None
-    if self.ref_model is not None:
-        with stage_timer(times, 'time_reference', dev):
-            ref = self.policy.log_probs(roll.prompt_ids, roll.prompt_mask, roll.completion_ids, roll.completion_mask, model=self.ref_model).logp
-    return StepBatch(roll, imgs, rr, adv, token_advantages(adv, roll.completion_mask, tr.gamma), ref)
+    rewards = gather_cat(rr.total.float(), d)
+    adv_all = self._advantages(prompts, gather_cat(roll.fallbacks.to(rewards.device), d), rewards)
+    adv = adv_all[rows]
+    with stage_timer(times, 'time_reference', dev): ref = self._reference_logp(roll)
+    return StepBatch(roll, imgs, rr, adv, token_advantages(adv, roll.completion_mask, tr.gamma), ref, rewards, adv_all)
 
 # %% ../nbs/08_trainer.ipynb #4f4216a7
 @patch
@@ -208,16 +226,20 @@ def _minibatch_loss(self:GRPOTrainer, b:StepBatch, idx:Tensor)->tuple:
     tr, roll = self.tr, b.roll
     lp = self.policy.log_probs(roll.prompt_ids[idx], roll.prompt_mask[idx], roll.completion_ids[idx],
                                roll.completion_mask[idx], with_entropy=tr.entropy_coef > 0)
-    return grpo_loss(lp.logp, roll.logprobs[idx], None if b.ref is None else b.ref[idx], b.tok_adv[idx],
-                     roll.completion_mask[idx], kl_coef=tr.kl_coef, clip_ratio=tr.clip_ratio,
-                     clip_ratio_high=tr.clip_ratio_high, entropy=lp.entropy, entropy_coef=tr.entropy_coef,
-                     loss_type=tr.loss_type, max_len=self.cfg.token_settings.max_new_tokens)
+    loss, m = grpo_loss(lp.logp, roll.logprobs[idx], None if b.ref is None else b.ref[idx], b.tok_adv[idx],
+                        roll.completion_mask[idx], kl_coef=tr.kl_coef, clip_ratio=tr.clip_ratio,
+                        clip_ratio_high=tr.clip_ratio_high, entropy=lp.entropy, entropy_coef=tr.entropy_coef,
+                        loss_type=tr.loss_type, max_len=self.cfg.token_settings.max_new_tokens)
+    if tr.loss_type == 'bnpo' and self.dist.world > 1: loss = loss * token_weight(roll.completion_mask[idx].sum(), self.dist)
+    return loss, m
 
 # %% ../nbs/08_trainer.ipynb #4fa38228
 @patch
 def _opt_step(self:GRPOTrainer)->float:
-    "Clip the gradients to `max_grad_norm`, step AdamW, zero the gradients; return the norm before clipping."
-    gn = torch.nn.utils.clip_grad_norm_(self.params, self.tr.max_grad_norm)
+    "Average the gradients over processes, clip them to `max_grad_norm`, step AdamW, zero them; return the norm before clipping."
+    average_grads(self.params, self.dist)
+    clip = self.dist.accelerator.clip_grad_norm_ if self.dist.fsdp else torch.nn.utils.clip_grad_norm_
+    gn = clip(self.params, self.tr.max_grad_norm)
     self.opt.step(); self.opt.zero_grad(set_to_none=True)
     return float(gn)
 
@@ -226,7 +248,7 @@ def _opt_step(self:GRPOTrainer)->float:
 def _update(self:GRPOTrainer, b:StepBatch, times:dict)->dict:
     "`grpo_epochs` passes of minibatch updates over the step's batch; the mean of the minibatches' metrics."
     tr, N, dev = self.tr, len(b.roll), self.policy.device
-    mb, accum, acc = tr.minibatch_size or N, tr.gradient_accumulation_steps, []
+    mb, accum, acc = (tr.minibatch_size // self.dist.world if tr.minibatch_size else N), tr.gradient_accumulation_steps, []
     gen = torch.Generator().manual_seed(step_seed(tr.seed, self.step, 'minibatch'))
     self.policy.model.train()
     with stage_timer(times, 'time_update', dev):
@@ -273,24 +295,24 @@ def _monitors(self:GRPOTrainer, b:StepBatch)->dict:
 # %% ../nbs/08_trainer.ipynb #c6196e19
 @patch
 def _metrics(self:GRPOTrainer, b:StepBatch, upd:dict, times:dict)->dict:
-    "The metrics of one step: update, rewards, advantages, rewrites, images and timings."
-    roll, adv = b.roll, b.adv
-    m = {'step': self.step, **upd, **reward_metrics(b.rewards.total.float(), self.tr.group_size),
+    "The metrics of one step (of all processes): update, rewards, advantages, rewrites, images and timings."
+    roll, adv = b.roll, (b.adv if b.adv_all is None else b.adv_all)
+    m = {'step': self.step, **upd, **reward_metrics(b.rewards.total.float() if b.rewards_all is None else b.rewards_all, self.tr.group_size),
          **{f'reward_{k}': v for k, v in b.rewards.mean().items() if k != 'total'},
          'adv_mean': adv.mean().item(), 'adv_std': adv.std().item(), 'adv_abs_mean': adv.abs().mean().item(),
          'rewrite_tokens': roll.completion_mask.sum(1).float().mean().item(),
          'rewrite_words': sum(len(t.split()) for t in roll.texts) / len(roll.texts),
          'fallbacks': roll.n_fallbacks, 'flagged_images': b.images.n_flagged, 'rendered_images': b.images.n_rendered,
          'lr': self.opt.param_groups[0]['lr'], **self._monitors(b), **times}
-    return {**m, 'time_step': sum(v for k, v in times.items() if k.startswith('time_'))}
+    return reduce_metrics({**m, 'time_step': sum(v for k, v in times.items() if k.startswith('time_'))}, self.dist)
 
 # %% ../nbs/08_trainer.ipynb #18241baf
 @patch
 def train_step(self:GRPOTrainer,
-    prompts:list[str],  # the B user prompts of this step
+    prompts:list[str],  # the B user prompts of this step (all of them: each process takes its share)
 )->dict:                # the step's metrics
     "One GRPO step on a batch of user prompts."
-    set_seed(step_seed(self.tr.seed, self.step, 'sample'))   # each step's randomness depends only on (seed, step)
+    set_seed(step_seed(self.tr.seed, self.step, 'sample' if self.dist.world == 1 else f'sample/rank{self.dist.rank}'))  # (seed, step[, rank])
     times = {}
     b = self._collect(prompts, times)
     upd = self._update(b, times)
@@ -304,7 +326,7 @@ def train_step(self:GRPOTrainer,
 @patch
 def state_dict(self:GRPOTrainer)->dict:
     "Everything besides the policy weights needed to resume exactly."
-    sd = {'step': self.step, 'fallback_streak': self.fallback_streak, 'optimizer': self.opt.state_dict(),
+    sd = {'step': self.step, 'fallback_streak': self.fallback_streak, 'optimizer': None if self.dist.fsdp else self.opt.state_dict(),
           'prompt_stats': self.prompt_stats.state_dict() if self.prompt_stats else None}
     if hasattr(self.reward, 'state_dict'): sd['reward'] = self.reward.state_dict()
     return sd
@@ -312,6 +334,8 @@ def state_dict(self:GRPOTrainer)->dict:
 @patch
 def load_state_dict(self:GRPOTrainer, sd:dict):
     "Restore `state_dict()` output; the reference weights are restored by whoever saved them (see `system`)."
-    self.step, self.fallback_streak = sd['step'], sd.get('fallback_streak', 0); self.opt.load_state_dict(sd['optimizer'])
+    self.step, self.fallback_streak = sd['step'], sd.get('fallback_streak', 0)
+    if sd['optimizer'] is not None: self.opt.load_state_dict(sd['optimizer'])
+    else: log.warning('the checkpoint has no optimizer state (saved under FSDP, whose moments are sharded): AdamW starts afresh')
     if self.prompt_stats is not None and sd.get('prompt_stats'): self.prompt_stats.load_state_dict(sd['prompt_stats'])
     if sd.get('reward') is not None and hasattr(self.reward, 'load_state_dict'): self.reward.load_state_dict(sd['reward'])
