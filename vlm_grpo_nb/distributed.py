@@ -171,14 +171,17 @@ def resolve_devices(cfg:Config, ctx:DistContext, cuda:bool|None=None)->Config:
         out.device_settings[k] = resolve_device_spec(cfg.device_settings.get(k), ctx.local_rank, ctx.world, cuda)
     return out
 
-# %% ../nbs/18_distributed.ipynb #8641267e
-def wrap_fsdp(policy, ref_model, ctx:DistContext):
-    "Under FSDP, shard `policy.model` and `ref_model` with accelerate's plugin (in place); else do nothing."
-    if not ctx.fsdp: return ref_model
+# %% ../nbs/18_distributed.ipynb #acecdcc5
+def wrap_fsdp(policy, ref_model, opt, ctx:DistContext)->tuple:
+    "Under FSDP, shard `policy.model` with its optimizer `opt`, and `ref_model`, by accelerate's plugin; return (ref_model, opt)."
+    if not ctx.fsdp: return ref_model, opt
     import functools
-    policy.model = ctx.accelerator.prepare_model(policy.model)
+    from accelerate.utils import fsdp2_prepare_model
+    acc = ctx.accelerator
+    if not acc.is_fsdp2: raise ConfigError("the accelerate config asks for FSDP version 1; set fsdp_config.fsdp_version: 2 (see accelerate/fsdp.yaml)")
+    policy.model, opt = acc.prepare(policy.model, opt)
     policy.model.generate = functools.partial(policy.model.generate, synced_gpus=True)
-    return None if ref_model is None else ctx.accelerator.prepare_model(ref_model, evaluation_mode=True)
+    return (None if ref_model is None else fsdp2_prepare_model(acc, ref_model)), opt
 
 # %% ../nbs/18_distributed.ipynb #4a52bd2d
 def full_state_dict(model:torch.nn.Module, ctx:DistContext)->dict:

@@ -170,9 +170,9 @@ class GRPOTrainer:
         self.tr = tr
         ref = policy.reference_model() if tr.kl_coef > 0 else None
         if ref is not None and config.device_settings.get('reference'): ref = ref.to(resolve_device(config.device_settings.reference))
-        self.ref_model = wrap_fsdp(policy, ref, self.dist)   # FSDP: both sharded by accelerate's plugin; else unchanged
+        self.opt = make_optimizer([p for p in policy.model.parameters() if p.requires_grad], tr)
+        self.ref_model, self.opt = wrap_fsdp(policy, ref, self.opt, self.dist)   # FSDP: sharded by accelerate; else unchanged
         self.params = [p for p in policy.model.parameters() if p.requires_grad]
-        self.opt = make_optimizer(self.params, tr)
         self.prompt_stats = PromptStats() if tr.per_prompt_stats else None
         self.step, self.fallback_streak = 0, 0
         self.last = None  # the last step's `StepBatch`, for logging
@@ -240,6 +240,7 @@ def _opt_step(self:GRPOTrainer)->float:
     average_grads(self.params, self.dist)
     clip = self.dist.accelerator.clip_grad_norm_ if self.dist.fsdp else torch.nn.utils.clip_grad_norm_
     gn = clip(self.params, self.tr.max_grad_norm)
+    gn = gn.full_tensor() if hasattr(gn, 'full_tensor') else gn   # FSDP2: a DTensor
     self.opt.step(); self.opt.zero_grad(set_to_none=True)
     return float(gn)
 
