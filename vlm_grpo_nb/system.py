@@ -13,15 +13,15 @@ from fastcore.basics import patch
 from .config import Config, load_config, get_logger, set_seed, get_rng_state, set_rng_state, apply_cpu_threads
 from .data import load_prompts, PromptBatches, append_jsonl, save_json, save_jsonl
 from .trainer import GRPOTrainer
-from .validator import Validator, comparison_grid, rewriter_grid, chunk_rows, chunk_samples, summarize, breakdown, judge_summary
+from .validator import Validator, comparison_grid, rewriter_grid
 from .distributed import (process_context, check_world, resolve_devices, barrier, gather_objects, full_state_dict,
                                      load_full_state_dict)
 
 # %% auto #0
-__all__ = ['log', 'RESULT_MARKERS', 'RESUME_MUST_MATCH', 'VAL_CHUNK', 'PLOT_KEYS', 'MONITOR_KEYS', 'WandbLogger',
-           'CheckpointError', 'atomic_dir', 'OutputError', 'has_results', 'check_output_dir', 'VLMGRPOSystem',
-           'make_judge', 'checkpoints', 'last_checkpoint', 'read_checkpoint', 'check_resume_config',
-           'validation_result', 'plot_history', 'judge_results', 'policy_folder']
+__all__ = ['log', 'RESULT_MARKERS', 'RESUME_MUST_MATCH', 'PLOT_KEYS', 'MONITOR_KEYS', 'WandbLogger', 'CheckpointError',
+           'atomic_dir', 'OutputError', 'has_results', 'check_output_dir', 'VLMGRPOSystem', 'make_judge', 'checkpoints',
+           'last_checkpoint', 'read_checkpoint', 'check_resume_config', 'plot_history', 'judge_results',
+           'policy_folder']
 
 # %% ../nbs/10_system.ipynb #fa5e55a8
 log = get_logger(__name__)
@@ -306,32 +306,13 @@ def _load_reward_state(self:VLMGRPOSystem, st:dict):
     if len(rr) == self.dist.world and rr[self.dist.rank] is not None and hasattr(self.reward, 'load_state_dict'):
         self.reward.load_state_dict(rr[self.dist.rank])
 
-# %% ../nbs/10_system.ipynb #a6fc665d
-VAL_CHUNK = 16   # prompts per validator chunk: `Validator.evaluate`'s default batch_size, which its seeds depend on
-
-def validation_result(records:list[dict], rows:list[dict], iteration:int, judge:bool=False)->dict:
-    "The summary `Validator.evaluate` returns, from all the rows of a validation."
-    res = {'iteration': iteration, **summarize(rows), 'by_category': breakdown(rows, 'category'),
-           'by_difficulty': breakdown(rows, 'difficulty'), 'n_flagged': len(records) - len(rows), 'rows': rows}
-    if judge: res['judge'] = judge_summary(rows)
-    return res
-
 # %% ../nbs/10_system.ipynb #11be3591
 @patch
 def _evaluate_split(self:VLMGRPOSystem, recs:list[dict], iteration:int, out_dir:Path|None=None, progress:bool=False)->dict:
-    "`Validator.evaluate`, its chunks split across processes and the rows gathered (one process: `evaluate` itself)."
-    d, v = self.dist, self.validator
-    if d.world == 1: return v.evaluate(recs, iteration=iteration, out_dir=out_dir, progress=progress)
-    mine, v.samples = {}, None
-    with torch.random.fork_rng(devices=[]):
-        for c in range(d.rank * VAL_CHUNK, len(recs), d.world * VAL_CHUNK):
-            ch = v._chunk([r['user_prompt'] for r in recs[c:c+VAL_CHUNK]], c)
-            mine[c] = chunk_rows(recs[c:c+VAL_CHUNK], ch)
-            if c == 0: v.samples = chunk_samples(ch)
-    parts = sorted((c, rows) for p in gather_objects(mine, d) for c, rows in p.items())
-    res = validation_result(recs, [r for _, rows in parts for r in rows], iteration, v.judge is not None)
-    if out_dir is not None and d.is_main: save_json(res, Path(out_dir)/f'validation_iter_{iteration}.json')
-    return res
+    "`Validator.evaluate` on `recs`, its chunks split across processes and the rows gathered."
+    d = self.dist
+    return self.validator.evaluate(recs, iteration=iteration, out_dir=out_dir if d.is_main else None, progress=progress,
+                                   shard=(d.rank, d.world), gather=None if d.world == 1 else (lambda m: gather_objects(m, d)))
 
 # %% ../nbs/10_system.ipynb #c38dceaf
 @patch

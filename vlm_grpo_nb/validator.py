@@ -16,8 +16,8 @@ from .data import save_json
 from .trainer import render_and_score
 
 # %% auto #0
-__all__ = ['log', 'summarize', 'breakdown', 'Validator', 'chunk_rows', 'chunk_samples', 'judge_summary', 'comparison_grid',
-           'rewriter_grid']
+__all__ = ['log', 'summarize', 'breakdown', 'Validator', 'chunk_rows', 'chunk_samples', 'judge_summary', 'validation_result',
+           'comparison_grid', 'rewriter_grid']
 
 # %% ../nbs/09_validator.ipynb #d1077d10
 log = get_logger(__name__)
@@ -122,35 +122,49 @@ def chunk_samples(ch:dict)->dict:
     return {'prompts': ch['prompts'], 'rewrites': [str(t) for t in ch['rewrites']], 'original_images': io.images,
             'rewrite_images': ir.images, 'reward_original': ro.total.tolist(), 'reward_rewrite': rw.total.tolist()}
 
+# %% ../nbs/09_validator.ipynb #5b2f0ad4
+def judge_summary(rows:list[dict])->dict:
+    "Mean of every judge number per rewriter ('user', 'policy', references) over `rows`."
+    names = [k.removeprefix('judge_') for k in rows[0] if k.startswith('judge_')] if rows else []
+    return {n: {k: float(np.mean([r[f'judge_{n}'][k] for r in rows])) for k in rows[0][f'judge_{n}']} for n in names}
+
+# %% ../nbs/09_validator.ipynb #vr000001
+def validation_result(
+    records:list[dict],   # every validation record
+    rows:list[dict],      # the rows of the records that were scored
+    iteration:int,        # the training step of this validation
+    judge:bool=False,     # the rows carry judge verdicts
+)->dict:
+    "The summary `Validator.evaluate` returns."
+    res = {'iteration': iteration, **summarize(rows), 'by_category': breakdown(rows, 'category'),
+           'by_difficulty': breakdown(rows, 'difficulty'), 'n_flagged': len(records) - len(rows), 'rows': rows}
+    if judge: res['judge'] = judge_summary(rows)
+    return res
+
 # %% ../nbs/09_validator.ipynb #a7f35b0d
 @patch
 def evaluate(self:Validator,
     records:list[dict],          # validation records (`load_prompts(split='val')`)
     iteration:int=0,             # the training step this validation belongs to (0 = baseline)
     out_dir:str|Path|None=None,  # write validation_iter_N.json here
-    batch_size:int=16,           # prompts rewritten and rendered per call
+    batch_size:int=16,           # prompts rewritten and rendered per call (the chunks' seeds depend on it)
     progress:bool=False,         # show a progress bar
+    shard:tuple=(0, 1),          # (this process, number of processes): which chunks to run
+    gather=None,                 # {chunk: rows} of this process -> list of every process's (None: one process)
 )->dict:
     "Rewrite, render and score each validation prompt and its original; return (and save) the summary."
     from tqdm.auto import tqdm
-    rows, self.samples = [], None
+    mine, self.samples = {}, None
+    starts = range(shard[0] * batch_size, len(records), shard[1] * batch_size)
     with torch.random.fork_rng(devices=[]):
-        for c in tqdm(range(0, len(records), batch_size), desc=f'validate @{iteration}', disable=not progress, leave=False):
-            recs = records[c:c+batch_size]
-            ch = self._chunk([r['user_prompt'] for r in recs], c)
-            rows += chunk_rows(recs, ch)
-            if self.samples is None: self.samples = chunk_samples(ch)
-    res = {'iteration': iteration, **summarize(rows), 'by_category': breakdown(rows, 'category'),
-           'by_difficulty': breakdown(rows, 'difficulty'), 'n_flagged': len(records) - len(rows), 'rows': rows}
-    if self.judge is not None: res['judge'] = judge_summary(rows)
+        for c in tqdm(starts, desc=f'validate @{iteration}', disable=not progress, leave=False):
+            ch = self._chunk([r['user_prompt'] for r in records[c:c+batch_size]], c)
+            mine[c] = chunk_rows(records[c:c+batch_size], ch)
+            if c == 0: self.samples = chunk_samples(ch)
+    parts = sorted((c, rs) for p in (gather(mine) if gather else [mine]) for c, rs in p.items())
+    res = validation_result(records, [r for _, rs in parts for r in rs], iteration, self.judge is not None)
     if out_dir is not None: save_json(res, Path(out_dir)/f'validation_iter_{iteration}.json')
     return res
-
-# %% ../nbs/09_validator.ipynb #5b2f0ad4
-def judge_summary(rows:list[dict])->dict:
-    "Mean of every judge number per rewriter ('user', 'policy', references) over `rows`."
-    names = [k.removeprefix('judge_') for k in rows[0] if k.startswith('judge_')] if rows else []
-    return {n: {k: float(np.mean([r[f'judge_{n}'][k] for r in rows])) for k in rows[0][f'judge_{n}']} for n in names}
 
 # %% ../nbs/09_validator.ipynb #9bd94bf5
 def comparison_grid(
