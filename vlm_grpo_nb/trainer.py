@@ -163,7 +163,7 @@ class GRPOTrainer:
         reward,              # a `CLIPRewardCalculator`
         config:Config,       # the loaded config (training_settings, token_settings, ...)
         judge=None,          # optional independent judge (see `Validator`), run on the training batch every `judge_freq` steps
-        dist:DistContext|None=None, # this process's place in a multi-process launch (`18_distributed`); None: one process
+        dist:DistContext|None=None, # this process's place in a multi-process launch (`07a_distributed`); None: one process
     ):
         self.policy, self.generator, self.reward, self.cfg, self.judge = policy, generator, reward, config, judge
         tr, self.dist = config.training_settings, dist or DistContext()
