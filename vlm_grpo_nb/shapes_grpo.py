@@ -16,7 +16,7 @@ from . import shapes as S
 from .config import step_seed
 
 # %% auto #0
-__all__ = ['ShapesJudge', 'prompt_records', 'write_prompt_files', 'describe_rewrites', 'added_words']
+__all__ = ['ShapesJudge', 'prompt_records', 'write_prompt_files', 'describe_rewrites', 'added_words', 'plot_judge_curves']
 
 # %% ../nbs/14_shapes_grpo.ipynb #d9f83cf1
 class ShapesJudge:
@@ -75,3 +75,18 @@ def added_words(users:list[str], rewrites:list[str], top:int=15)->list[tuple]:
         have = set(re.findall(r"[a-z]+", u.lower()))
         c.update(set(re.findall(r"[a-z]+", r.lower())) - have)
     return [(w, n / max(len(rewrites), 1)) for w, n in c.most_common(top)]
+
+# %% ../nbs/14_shapes_grpo.ipynb #ls000007
+def plot_judge_curves(history:list[dict], validations:list[dict], path:str|Path|None=None):
+    "Training reward, and the judge's score on training batches and validations, against steps."
+    import matplotlib.pyplot as plt
+    fig, (a, b) = plt.subplots(1, 2, figsize=(8, 2.6))
+    st, r = [h['step'] + 1 for h in history], np.array([h['reward_mean'] for h in history])
+    a.plot(st, r, alpha=0.3); a.plot(st, np.convolve(r, np.ones(10) / 10, 'same'), label='moving mean'); a.set_title('training reward', fontsize=9)
+    js = [(h['step'] + 1, h['judge_ok']) for h in history if 'judge_ok' in h]
+    if js: b.plot(*zip(*js), '.', alpha=0.5, label='training batch')
+    b.plot([v['iteration'] for v in validations], [v['judge']['policy']['ok'] for v in validations], 'o-', label='policy, held-out')
+    for k, ls in (('user', ':'), ('oracle', '--')): b.axhline(validations[0]['judge'][k]['ok'], ls=ls, c='k', label=f'{k}, held-out')
+    b.set_title("judge score", fontsize=9); b.legend(fontsize=6); b.set_xlabel('step')
+    if path is not None: fig.savefig(path, dpi=110, bbox_inches='tight')
+    return fig

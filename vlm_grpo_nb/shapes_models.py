@@ -26,8 +26,8 @@ __all__ = ['log', 'VAE_CONFIG', 'CLIP_CONFIG', 'CLIP_NORM', 'UNET_CONFIG', 'SCHE
            'train_scheduler', 'sample_scheduler', 'encode_latents', 'clip_tokenizer_hf', 'encode_captions',
            'diffusion_loss', 'train_generator', 'assemble_pipeline', 'save_generator', 'load_clip',
            'build_shapes_models', 'heldout_cases', 'generate', 'verdict_stats', 'one_attribute_distractors',
-           'clip_retrieval', 'quality_spearman', 'headroom', 'prompt_of', 'sft_rewrite', 'world_tokenizer', 'sft_batch',
-           'build_policy', 'train_policy', 'save_policy']
+           'clip_retrieval', 'quality_spearman', 'headroom', 'verdict_title', 'prompt_of', 'sft_rewrite',
+           'world_tokenizer', 'sft_batch', 'build_policy', 'train_policy', 'save_policy']
 
 # %% ../nbs/13_shapes_models.ipynb #d69679c3
 log = get_logger(__name__)
@@ -465,6 +465,12 @@ def headroom(generator, reward, cases:list[dict], seed:int=0)->dict:
         totals[name] = reward.calculate_rewards(torch.from_numpy(ims).permute(0, 3, 1, 2).float() / 255, texts, users, update_stats=False).total
     out['agreement'] = float((totals['oracle'] > totals['user']).float().mean())
     return out
+
+# %% ../nbs/13_shapes_models.ipynb #pic00005
+def verdict_title(v)->str:
+    "A short caption of a judge `Verdict`: each named attribute seen (+) or not (-), then the quality score."
+    marks = ' '.join(('+' if ok else '-') + a for c in v.checks for a, ok in c.items())
+    return f"{marks} q{v.quality:.2f}"
 
 # %% ../nbs/13_shapes_models.ipynb #8e6d44cd
 def prompt_of(attrs:dict)->str:
