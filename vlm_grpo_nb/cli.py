@@ -10,7 +10,7 @@ from pathlib import Path
 from .config import ConfigError, parse_set, load_config
 
 # %% auto #0
-__all__ = ['ArgumentParser', 'positive_int', 'make_parser', 'check_prompts', 'main']
+__all__ = ['ArgumentParser', 'positive_int', 'make_parser', 'gap_line', 'check_prompts', 'main']
 
 # %% ../nbs/11_cli.ipynb #475b0dab
 class ArgumentParser(argparse.ArgumentParser):
@@ -72,6 +72,13 @@ def _system(args, **extra):
     cfg = args.config or _checkpoint_config(getattr(args, 'checkpoint', None))
     return VLMGRPOSystem(cfg, preset=args.preset, output_dir=args.output, **overrides, **extra)
 
+# %% ../nbs/11_cli.ipynb #gl000001
+def gap_line(gap:float|None)->str:
+    "The end of the judge line: the share of the gap to the oracle that GRPO closed, or why there is none."
+    if gap is None: return ''
+    if gap != gap: return '; no gap to close (the oracle does not beat the policy before GRPO on the judge score)'
+    return f'; GRPO closed {gap:.0%} of the gap to the oracle'
+
 # %% ../nbs/11_cli.ipynb #e61c3337
 def _train(args):
     "`vlm_grpo train`"
@@ -84,7 +91,7 @@ def _train(args):
         names = {'raw': 'raw prompt', 'before': 'policy before GRPO', 'after': 'policy after GRPO'}
         print('judge score on the validation prompts (every named attribute right and quality bar passed): ' +
               ', '.join(f"{names.get(k, k)} {v['ok']:.1%}" for k, v in res['judge'].items()) +
-              (f"; GRPO closed {res['gap_closed']:.0%} of the gap to the oracle" if 'gap_closed' in res else ''))
+              gap_line(res.get('gap_closed')))
     print(f"results in {s.out}: best_model/, checkpoint_iter_*/, final_results.json, plots/, samples/")
 
 # %% ../nbs/11_cli.ipynb #3b1f9f16
