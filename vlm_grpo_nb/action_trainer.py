@@ -420,12 +420,9 @@ def predict_pair(
 
 # %% ../nbs/17_action_trainer.ipynb #ee8e0418
 def _action_common(p):
-    "The options every action command takes: config, preset, overrides, results folder (action_settings.output_dir)."
-    from vlm_grpo_nb.config import PRESETS
-    p.add_argument('--config', help='a JSON config merged over the defaults')
-    p.add_argument('--preset', choices=list(PRESETS), help='offline models and data: ' + ', '.join(PRESETS))
-    p.add_argument('--set', dest='sets', action='append', default=[], metavar='KEY=VALUE', help='config override, e.g. action_settings.training.max_steps=100')
-    p.add_argument('--output', help='results folder (action_settings.output_dir)')
+    "The options every action command takes: those of every `vlm_grpo` command, with the results in action_settings.output_dir."
+    from vlm_grpo_nb.cli import _common
+    _common(p, 'action_settings', 'action_settings.training.max_steps=100')
 
 # %% ../nbs/17_action_trainer.ipynb #a7c228b3
 def make_action_parser()->argparse.ArgumentParser:

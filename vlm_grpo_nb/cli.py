@@ -26,13 +26,13 @@ def positive_int(s:str)->int:
     return v
 
 # %% ../nbs/11_cli.ipynb #f5b5b6b5
-def _common(p):
-    "The options every command takes: config, preset, overrides, results folder."
+def _common(p, section:str='output_settings', example:str='training_settings.learning_rate=1e-5'):
+    "The options every command takes: config, preset, overrides, results folder (`section`.output_dir)."
     from vlm_grpo_nb.config import PRESETS
     p.add_argument('--config', help='a JSON config merged over the defaults')
     p.add_argument('--preset', choices=list(PRESETS), help="offline models for every slot: " + ', '.join(PRESETS))
-    p.add_argument('--set', dest='sets', action='append', default=[], metavar='KEY=VALUE', help='config override, e.g. training_settings.learning_rate=1e-5')
-    p.add_argument('--output', help='results folder (output_settings.output_dir)')
+    p.add_argument('--set', dest='sets', action='append', default=[], metavar='KEY=VALUE', help=f'config override, e.g. {example}')
+    p.add_argument('--output', help=f'results folder ({section}.output_dir)')
 
 # %% ../nbs/11_cli.ipynb #71a73556
 def make_parser()->argparse.ArgumentParser:
