@@ -1,6 +1,6 @@
 """Data-parallel GRPO on 2 CPU processes (gloo): a run trains, checkpoints, resumes and writes one set of outputs; the
 gradient averaged over 2 processes equals the single-process gradient; the SLURM script runs with a fake SLURM
-environment. Also a worker: `torchrun ... tests/test_distributed.py grad OUT` (see `grad_worker`)."""
+environment; the action agent's trainer does the same. Also a worker: `torchrun ... tests/test_distributed.py grad OUT` (see `grad_worker`)."""
 import json, os, socket, subprocess, sys
 from pathlib import Path
 
@@ -82,6 +82,30 @@ def test_gradient_averaged_over_two_processes_equals_one_process(tmp_path):
         for loss_type, v in d.items(): assert v['max_abs_diff'] < 1e-6 and v['grad_norm'] > 0, (loss_type, v)
     assert len({v['grad_norm'] for v in diffs[0].values()}) == 3   # three different losses, each averaged exactly
     print(diffs)
+
+ACTION = ['--preset', 'tiny', '--no-progress', '--set', 'action_settings.wandb.enabled=false', '--set', 'action_settings.training.eval_freq=2',
+          '--set', 'action_settings.training.checkpoint_freq=2', '--set', 'action_settings.model.lora_dropout=0',
+          '--set', 'action_settings.model.head_dropout=0']
+
+def test_action_trainer_on_two_processes_matches_one_and_resumes(tmp_path):
+    "The action agent's trainer on 2 processes: one set of outputs, the 1-process losses (no dropout), and resume."
+    steps = lambda n: ['--set', f'action_settings.training.max_steps={n}']
+    torchrun('-m', 'vlm_grpo_nb.cli', 'action', 'train', *ACTION, *steps(4), '--output', str(tmp_path/'two'))
+    run([sys.executable, '-m', 'vlm_grpo_nb.cli', 'action', 'train', *ACTION, *steps(4), '--output', str(tmp_path/'one')])
+    two, one = metrics(tmp_path/'two'), metrics(tmp_path/'one')
+    assert [m['step'] for m in two] == [0, 1, 2, 3]                      # one line per step, not one per process
+    for a, b in zip(one, two): assert abs(a['loss'] - b['loss']) < 1e-5 and abs(a['grad_norm'] - b['grad_norm']) < 1e-4, (a, b)
+    ev = lambda d: [json.loads(l) for l in (d/'evaluations.jsonl').read_text().splitlines()]
+    assert [e['step'] for e in ev(tmp_path/'two')] == [2, 4] and ev(tmp_path/'two')[-1]['n'] == ev(tmp_path/'one')[-1]['n']
+    assert abs(ev(tmp_path/'two')[-1]['mse'] - ev(tmp_path/'one')[-1]['mse']) < 1e-5   # validation split over 2 processes, gathered
+    import shutil
+    again = tmp_path/'again'; shutil.copytree(tmp_path/'two', again); shutil.rmtree(again/'checkpoint_iter_4')
+    torchrun('-m', 'vlm_grpo_nb.cli', 'action', 'train', *ACTION, *steps(4), '--output', str(again), '--resume', str(again/'checkpoint_iter_2'))
+    assert metrics(again) == [{**m, 'time_step': a['time_step']} for m, a in zip(two, metrics(again))]   # exact resume on 2 processes
+    log = (again/'action_training.log').read_text()
+    assert log.count('resumed from') == 1 and log.count('checkpoint saved') == 3   # 2 + 4, then 4 again: one process wrote
+    assert sorted(p.name for p in again.iterdir()) == ['action_training.log', 'best_model', 'checkpoint_iter_2', 'checkpoint_iter_4',
+                                                       'evaluations.jsonl', 'final_results.json', 'metrics.jsonl', 'plots']
 
 def grad_worker(out:str):
     "Each process: the single-process gradient of a step's batch, and the gradient of its half averaged over processes."

@@ -19,12 +19,14 @@ from .system import (atomic_dir, check_output_dir, checkpoints, last_checkpoint,
 from .trainer import TrainingError
 from .action_data import load_action_datasets, box_to_action, action_to_box, box_iou, show_pairs, clip_tensor
 from .action_model import VLMActionAgent, format_summary
+from .distributed import (DistContext, process_context, resolve_device_spec, shard_slice, average_grads,
+                                     reduce_metrics, gather_objects, barrier)
 
 # %% auto #0
 __all__ = ['log', 'WEIGHTS', 'RESUME_FREE', 'action_metrics', 'evaluate_actions', 'warmup_cosine', 'action_device',
-           'check_action_output', 'ActionTrainer', 'read_action_checkpoint', 'load_agent_weights',
-           'check_action_resume', 'plot_action_history', 'plot_validation', 'load_action_agent', 'predict_pair',
-           'make_action_parser', 'action_main']
+           'check_action_output', 'check_action_world', 'action_logger', 'ActionTrainer', 'read_action_checkpoint',
+           'load_agent_weights', 'check_action_resume', 'plot_action_history', 'plot_validation', 'load_action_agent',
+           'predict_pair', 'make_action_parser', 'action_main']
 
 # %% ../nbs/17_action_trainer.ipynb #1113d0ea
 log = get_logger(__name__)
@@ -63,7 +65,7 @@ def warmup_cosine(step:int, warmup:int, total:int, min_ratio:float=0.1)->float:
 def action_device(spec:str)->torch.device:
     "The device named by `action_settings.device`; a `ConfigError` naming the key when the name is wrong."
     if not re.fullmatch(_PATTERNS['device_settings.policy'], spec):
-        raise ConfigError(f"`action_settings.device` is {spec!r}; allowed: 'auto', 'cpu', 'mps', 'cuda' or 'cuda:N'")
+        raise ConfigError(f"`action_settings.device` is {spec!r}; allowed: 'auto', 'cpu', 'mps', 'cuda', 'cuda:N' or 'cuda:{{local_rank}}'")
     return resolve_device(spec)
 
 # %% ../nbs/17_action_trainer.ipynb #745bc564
@@ -71,6 +73,18 @@ def check_action_output(out:str|Path, existing:bool=False)->Path:
     "`check_output_dir` for `action_settings.output_dir`."
     try: return check_output_dir(out, existing)
     except OutputError as e: raise OutputError(str(e).replace('output_settings.output_dir', 'action_settings.output_dir')) from None
+
+# %% ../nbs/17_action_trainer.ipynb #5f0a7c02
+def check_action_world(config:Config, world:int):
+    "A `ConfigError` unless `action_settings.training.batch_size` splits evenly over `world` processes."
+    bs = config.action_settings.training.batch_size
+    if bs % world: raise ConfigError(f"action_settings.training.batch_size is {bs}, which {world} processes cannot split evenly; "
+                                     f"use a multiple of {world} (or launch a number of processes that divides it)")
+
+# %% ../nbs/17_action_trainer.ipynb #5f0a7c05
+def action_logger(a, dist:DistContext):
+    "The package logger for an action run: level and `action_training.log` on the main process, warnings elsewhere."
+    return get_logger('vlm_grpo_nb', a.log_level if dist.is_main else 'WARNING', Path(a.output_dir)/'action_training.log' if dist.is_main else None)
 
 # %% ../nbs/17_action_trainer.ipynb #5c0f1242
 class ActionTrainer:
@@ -80,9 +94,11 @@ class ActionTrainer:
         data:dict,             # {'train', 'validation', 'test'} -> LevirCCActionDataset
         config:Config,         # the whole config; action_settings is read
         device:torch.device|None=None, # default: action_settings.device
+        dist:DistContext|None=None,    # this process's place in a launch (default: one process)
     ):
-        self.agent, self.data, self.cfg = agent, data, config
+        self.agent, self.data, self.cfg, self.dist = agent, data, config, dist or DistContext()
         self.a, self.tr = config.action_settings, config.action_settings.training
+        check_action_world(config, self.dist.world)
         self.device = device or action_device(self.a.device)
         self.out = Path(self.a.output_dir)
         self.params = [p for p in agent.parameters() if p.requires_grad]
@@ -94,7 +110,8 @@ class ActionTrainer:
 
     def __repr__(self):
         return (f"ActionTrainer(step={self.step}/{self.tr.max_steps}, batch={self.tr.batch_size}x{self.tr.grad_accum}, "
-                f"lr={self.tr.learning_rate}, train={len(self.data['train'])}, device={str(self.device)!r})")
+                f"lr={self.tr.learning_rate}, train={len(self.data['train'])}, device={str(self.device)!r}"
+                + (f", processes={self.dist.world})" if self.dist.world > 1 else ")"))
 
 # %% ../nbs/17_action_trainer.ipynb #c5873f00
 def _autocast(device:torch.device, bf16:bool):
@@ -134,28 +151,40 @@ def train_step(self:ActionTrainer)->dict:
     t0, accum, losses = time.perf_counter(), self.tr.grad_accum, []
     self.agent.train()
     for j in range(accum):
-        b = self._batch('train', self.batches[self.step * accum + j])
+        idx = self.batches[self.step * accum + j]
+        b = self._batch('train', idx[shard_slice(len(idx), self.dist.rank, self.dist.world)])   # this process's share
         with _autocast(self.device, self.tr.bf16): loss = self.agent(**b)['loss']
         if not torch.isfinite(loss): raise TrainingError(f"step {self.step}: the loss is {loss.item()}; lower action_settings.training.learning_rate")
         (loss / accum).backward(); losses.append(loss.item())
+    average_grads(self.params, self.dist)   # the whole batch's mean gradient on every process
     gn = torch.nn.utils.clip_grad_norm_(self.params, self.tr.max_grad_norm)
     lr = self.opt.param_groups[0]['lr']
     self.opt.step(); self.sched.step(); self.opt.zero_grad(set_to_none=True)
     self.step += 1
-    return {'step': self.step - 1, 'loss': sum(losses) / accum, 'grad_norm': float(gn), 'lr': lr, 'time_step': time.perf_counter() - t0}
+    return reduce_metrics({'step': self.step - 1, 'loss': sum(losses) / accum, 'grad_norm': float(gn), 'lr': lr,
+                           'time_step': time.perf_counter() - t0}, self.dist)
 
 # %% ../nbs/17_action_trainer.ipynb #61cc22e2
 @patch
 @torch.no_grad()
-def predict_split(self:ActionTrainer, split:str, batch_size:int=256)->tuple:
-    "(predictions, targets, boxes, sizes) for every pair of `split`."
+def predict_rows(self:ActionTrainer, split:str, rows:range, batch_size:int=256)->list:
+    "[predictions, targets, boxes, sizes] (CPU tensors) for pairs `rows` of `split`, in this process."
     self.agent.eval()
     out = {k: [] for k in ('pred', 'action_vector', 'bbox', 'size')}
-    for i in range(0, len(self.data[split]), batch_size):
-        b = self._batch(split, list(range(i, min(i + batch_size, len(self.data[split])))))
+    for i in range(rows.start, rows.stop, batch_size):
+        b = self._batch(split, list(range(i, min(i + batch_size, rows.stop))))
         with _autocast(self.device, self.tr.bf16): out['pred'].append(self.agent(**b)['action_pred'].float())
         for k in ('action_vector', 'bbox', 'size'): out[k].append(b[k])
-    return tuple(torch.cat(v).cpu() for v in out.values())
+    return [torch.cat(v).cpu() for v in out.values()] if out['pred'] else []
+
+# %% ../nbs/17_action_trainer.ipynb #5f0a7c11
+@patch
+def predict_split(self:ActionTrainer, split:str, batch_size:int=256)->tuple:
+    "(predictions, targets, boxes, sizes) for every pair of `split`, each process predicting its share."
+    n, d = len(self.data[split]), self.dist
+    mine = self.predict_rows(split, range(n * d.rank // d.world, n * (d.rank + 1) // d.world), batch_size)
+    parts = [p for p in (gather_objects(mine, d) if d.world > 1 else [mine]) if p]
+    return tuple(torch.cat(t) for t in zip(*parts))
 
 # %% ../nbs/17_action_trainer.ipynb #584a4225
 @patch
@@ -174,16 +203,19 @@ def _write_weights(self:ActionTrainer, d:Path):
 
 @patch
 def save_checkpoint(self:ActionTrainer)->Path:
-    "Write `checkpoint_iter_N` atomically; keep the newest `keep_checkpoints`."
+    "Write `checkpoint_iter_N` atomically (the main process); keep the newest `keep_checkpoints`."
+    path = self.out/f'checkpoint_iter_{self.step}'
     def write(d):
         self._write_weights(d)
         torch.save({'step': self.step, 'optimizer': self.opt.state_dict(), 'scheduler': self.sched.state_dict(),
                     'rng': _safe_rng(get_rng_state()), 'history': self.history, 'evals': self.evals, 'best': self.best,
                     'train_seconds': self.train_seconds, 'wandb_id': getattr(getattr(self, 'wandb', None), 'id', None)},
                    d/'trainer_state.pt')
-    path = atomic_dir(self.out/f'checkpoint_iter_{self.step}', write)
-    for old in checkpoints(self.out)[:-self.a.keep_checkpoints]: shutil.rmtree(old, ignore_errors=True)
-    log.info(f'checkpoint saved: {path}')
+    if self.dist.is_main:
+        atomic_dir(path, write)
+        for old in checkpoints(self.out)[:-self.a.keep_checkpoints]: shutil.rmtree(old, ignore_errors=True)
+        log.info(f'checkpoint saved: {path}')
+    barrier(self.dist)
     return path
 
 # %% ../nbs/17_action_trainer.ipynb #0ef1a0de
@@ -239,20 +271,21 @@ def load_checkpoint(self:ActionTrainer, path:str|Path):
     self.step, self.history, self.evals, self.best = st['step'], st['history'], st.get('evals', []), st.get('best')
     self.train_seconds, self._resume_wandb = st.get('train_seconds', 0.0), st.get('wandb_id')
     set_rng_state(_unsafe_rng(st['rng']))
-    save_jsonl(self.history, self.out/'metrics.jsonl'); save_jsonl(self.evals, self.out/'evaluations.jsonl')
+    if self.dist.is_main: save_jsonl(self.history, self.out/'metrics.jsonl'); save_jsonl(self.evals, self.out/'evaluations.jsonl')
     log.info(f'resumed from {path} at step {self.step}')
 
 # %% ../nbs/17_action_trainer.ipynb #548dd7ce
 @patch
 def _validate(self:ActionTrainer)->dict:
     "Evaluate on the validation split; record it and keep the best model."
-    r = self.evaluate('validation')
-    self.evals.append(r); append_jsonl(r, self.out/'evaluations.jsonl'); self.wandb.log({f'val/{k}': v for k, v in r.items() if k != 'split'}, self.step)
+    r, main = self.evaluate('validation'), self.dist.is_main
+    self.evals.append(r); self.wandb.log({f'val/{k}': v for k, v in r.items() if k != 'split'}, self.step)
+    if main: append_jsonl(r, self.out/'evaluations.jsonl')
     log.info(f"validation @{self.step}: mse {r['mse']:.5f}, centre error {r['centre_px']:.2f} px (baseline {r['baseline_centre_px']:.2f}), "
              f"IoU {r['iou']:.3f} (baseline {r['baseline_iou']:.3f})")
     if self.best is None or r['mse'] < self.best['mse']:
         self.best = {'step': self.step, 'mse': r['mse'], 'centre_px': r['centre_px'], 'iou': r['iou']}
-        atomic_dir(self.out/'best_model', lambda d: (self._write_weights(d), save_json(r, d/'metrics.json')))
+        if main: atomic_dir(self.out/'best_model', lambda d: (self._write_weights(d), save_json(r, d/'metrics.json')))
     return r
 
 # %% ../nbs/17_action_trainer.ipynb #f564801f
@@ -283,8 +316,8 @@ def plot_validation(evals:list, path:str|Path|None=None):
 @patch
 def plot_pairs(self:ActionTrainer, split:str='test', n:int=6, path:str|Path|None=None):
     "The first `n` pairs of `split` with their true and predicted boxes."
-    pred, _, _, sizes = self.predict_split(split)
-    pairs = [self.data[split].raw(k) for k in range(min(n, len(self.data[split])))]
+    pred, _, _, sizes = self.predict_rows(split, range(min(n, len(self.data[split]))))
+    pairs = [self.data[split].raw(k) for k in range(len(pred))]
     boxes = action_to_box(pred[:len(pairs)], sizes[:len(pairs), 0], sizes[:len(pairs), 1]).tolist()
     return show_pairs(pairs, boxes, path, ncols=3)
 
@@ -292,21 +325,22 @@ def plot_pairs(self:ActionTrainer, split:str='test', n:int=6, path:str|Path|None
 @patch
 def _start(self:ActionTrainer, resume:str|Path|bool|None):
     "Check the results folder and open the log; load the checkpoint `resume` names (True: the newest)."
-    check_action_output(self.out, existing=bool(resume))
-    get_logger('vlm_grpo_nb', self.a.log_level, self.out/'action_training.log')
+    check_action_output(self.out, existing=bool(resume)); barrier(self.dist)   # every process checks before any writes
+    action_logger(self.a, self.dist)
     self._resume_wandb = None
     if resume:
         ck = last_checkpoint(self.out) if resume is True else Path(resume)
         if ck is None: raise CheckpointError(f"{self.out}: no checkpoint_iter_N to resume from")
         self.load_checkpoint(ck)
     wcfg = copy.deepcopy(self.cfg); wcfg.output_settings.wandb = self.a.wandb   # WandbLogger reads output_settings.wandb
-    self.wandb = WandbLogger(wcfg, self.out, self._resume_wandb)
+    self.wandb = WandbLogger(wcfg, self.out, self._resume_wandb, active=self.dist.is_main)
 
 # %% ../nbs/17_action_trainer.ipynb #4c25d27b
 @patch
 def _record(self:ActionTrainer, m:dict, bar):
     "Keep, write and log one step's metrics."
-    self.history.append(m); append_jsonl(m, self.out/'metrics.jsonl'); self.wandb.log(m, self.step)
+    self.history.append(m); self.wandb.log(m, self.step)
+    if self.dist.is_main: append_jsonl(m, self.out/'metrics.jsonl')
     bar.set_postfix(loss=f"{m['loss']:.4f}")
     if self.step % max(1, self.tr.max_steps // 20) == 0 or self.step == self.tr.max_steps:
         log.info(f"step {self.step}: loss {m['loss']:.5f} grad norm {m['grad_norm']:.3f} lr {m['lr']:.2e} ({m['time_step'] * 1000:.0f} ms)")
@@ -342,9 +376,9 @@ def _finish(self:ActionTrainer, seconds:float)->dict:
     res = {'steps': self.step, 'train_seconds': self.train_seconds, 'run_seconds_this_run': seconds, 'validation': val, 'test': test,
            'best': self.best, 'parameters': {k: v for k, v in self.agent.param_summary().items() if k != 'parts'},
            'device': self.agent.device_report(), 'wandb_failures': self.wandb.failures, 'config': self.cfg.to_dict()}
-    save_json(res, self.out/'final_results.json')
     self.wandb.log({f'test/{k}': v for k, v in test.items() if k != 'split'}, self.step)
-    if self.a.plots:
+    if self.dist.is_main: save_json(res, self.out/'final_results.json')
+    if self.a.plots and self.dist.is_main:
         (self.out/'plots').mkdir(exist_ok=True)
         plot_action_history(self.history, self.evals, self.out/'plots'/'training_curves.png')
         plot_validation(self.evals, self.out/'plots'/'validation.png')
@@ -384,15 +418,15 @@ def from_config(cls:ActionTrainer,
     existing:bool=False,           # the results folder may hold a run (resume, evaluate)
 )->ActionTrainer:
     "Check the results folder, load the data, the agent (and weights) and build the trainer."
-    a, d = config.action_settings, config.action_settings.data
-    device = action_device(a.device)
-    check_action_output(a.output_dir, existing)
-    get_logger('vlm_grpo_nb', a.log_level, Path(a.output_dir)/'action_training.log')
+    a, d, ctx = config.action_settings, config.action_settings.data, process_context()
+    device = action_device(resolve_device_spec(a.device, ctx.local_rank, ctx.world))   # 'auto': this process's GPU
+    check_action_world(config, ctx.world); check_action_output(a.output_dir, existing); barrier(ctx)
+    action_logger(a, ctx)
     data = load_action_datasets(d.path, d.format, d.image_size, d.val_fraction, d.test_fraction, a.training.seed, dict(d.shapes),
                                 config.model_settings.cache_dir, max_skip_fraction=d.max_skip_fraction)
     agent = load_action_agent(config, weights, device)
     for ds in data.values(): ds.mean, ds.std = agent.vision.mean, agent.vision.std
-    return cls(agent, data, config, device)
+    return cls(agent, data, config, device, ctx)
 
 # %% ../nbs/17_action_trainer.ipynb #e290a29d
 @torch.no_grad()
