@@ -4,7 +4,8 @@
 
 Every variant trains the shipped supervised policy for the same number of steps (same completions per step) from the
 `shapes` preset, and reports the judge's score of the trained policy on the validation prompts (mean and standard
-deviation over seeds), the change from the supervised policy, and a Welch t-test of each variant against the base.
+deviation over seeds), the change from the supervised policy, the validation reward of the rewrites, and a Welch
+t-test of each variant against the base for both.
 Variants: same-noise groups vs independent noise, group size 4 vs 8 (batch 8x4 vs 4x8), KL coefficient 0.02 vs 0,
 group statistics vs per-prompt running statistics.
 """
@@ -44,12 +45,14 @@ def main():
             f.write_text(json.dumps(r)); rows.append(r); print(r, flush=True)
     after = {n: np.array([r['after'] for r in rows if r['variant'] == n]) for n in a.only}
     print(f"\n{a.steps} GRPO steps per run, seeds {a.seeds}; judge score of the trained policy on the validation prompts\n")
-    print('| variant | judge score after | change from SFT | vs base (Welch t-test) | minutes per run |\n|---|---|---|---|---|')
+    rew = {n: np.array([r['reward_after'] for r in rows if r['variant'] == n]) for n in a.only}
+    print('| variant | judge score after | change from SFT | vs base (Welch t-test) | validation reward after | vs base (Welch t-test) | minutes per run |\n|---|---|---|---|---|---|---|')
     for n in a.only:
         rs = [r for r in rows if r['variant'] == n]
         d = np.array([r['after'] - r['before'] for r in rs])
         p = '' if n == 'base' or 'base' not in after else f"p = {ttest_ind(after[n], after['base'], equal_var=False).pvalue:.2f}"
+        pr = '' if n == 'base' or 'base' not in rew else f"p = {ttest_ind(rew[n], rew['base'], equal_var=False).pvalue:.2f}"
         print(f"| {n} | {after[n].mean():.1%} ± {after[n].std(ddof=1):.1%} | {d.mean():+.1%} ± {d.std(ddof=1):.1%} | {p} | "
-              f"{np.mean([r['minutes'] for r in rs]):.1f} |")
+              f"{rew[n].mean():.4f} ± {rew[n].std(ddof=1):.4f} | {pr} | {np.mean([r['minutes'] for r in rs]):.1f} |")
 
 if __name__ == '__main__': main()

@@ -20,14 +20,15 @@ from .clip_reward import AestheticHead
 
 # %% auto #0
 __all__ = ['log', 'VAE_CONFIG', 'CLIP_CONFIG', 'CLIP_NORM', 'UNET_CONFIG', 'SCHEDULE', 'BUDGETS', 'ATTRIBUTES', 'SFT_MIX',
-           'POLICY_VOCAB', 'POLICY_CONFIG', 'world_data', 'to_unit', 'from_unit', 'build_vae', 'vae_loss', 'train_loop',
-           'train_vae', 'build_clip', 'clip_images', 'clip_tokens', 'swap_attribute', 'clip_batch_loss', 'train_clip',
-           'save_clip', 'clip_image_features', 'train_quality', 'save_quality', 'clip_text_encoder', 'build_unet',
-           'train_scheduler', 'sample_scheduler', 'encode_latents', 'clip_tokenizer_hf', 'encode_captions',
-           'diffusion_loss', 'train_generator', 'assemble_pipeline', 'save_generator', 'load_clip',
-           'build_shapes_models', 'heldout_cases', 'generate', 'verdict_stats', 'one_attribute_distractors',
-           'clip_retrieval', 'quality_spearman', 'headroom', 'verdict_title', 'prompt_of', 'sft_rewrite',
-           'world_tokenizer', 'sft_batch', 'build_policy', 'train_policy', 'save_policy']
+           'POLICY_VOCAB', 'POLICY_CONFIG', 'world_data', 'to_unit', 'from_unit', 'build_vae', 'recon_loss', 'vae_loss',
+           'train_loop', 'train_vae', 'sharpen_decoder', 'build_clip', 'clip_images', 'clip_tokens', 'swap_attribute',
+           'clip_batch_loss', 'train_clip', 'save_clip', 'clip_image_features', 'train_quality', 'save_quality',
+           'clip_text_encoder', 'build_unet', 'train_scheduler', 'sample_scheduler', 'encode_latents',
+           'clip_tokenizer_hf', 'encode_captions', 'diffusion_loss', 'train_generator', 'assemble_pipeline',
+           'save_generator', 'swap_decoder', 'load_clip', 'build_shapes_models', 'heldout_cases', 'generate',
+           'verdict_stats', 'one_attribute_distractors', 'clip_retrieval', 'quality_spearman', 'headroom',
+           'verdict_title', 'prompt_of', 'sft_rewrite', 'world_tokenizer', 'sft_batch', 'build_policy', 'train_policy',
+           'save_policy']
 
 # %% ../nbs/13_shapes_models.ipynb #d69679c3
 log = get_logger(__name__)
@@ -68,15 +69,18 @@ def build_vae(seed:int=0):
     return AutoencoderKL(**VAE_CONFIG)
 
 # %% ../nbs/13_shapes_models.ipynb #8016caff
-def vae_loss(vae, x:Tensor, kl_weight:float=1e-6)->Tensor:
-    "Object-weighted reconstruction + gradient + KL loss of `vae` on a batch `x` in [-1, 1]."
-    post = vae.encode(x).latent_dist
-    rec = vae.decode(post.sample()).sample
+def recon_loss(rec:Tensor, x:Tensor)->Tensor:
+    "Object-weighted squared + absolute pixel error of `rec` against `x` (both in [-1, 1]), plus the error of their gradients."
     bg = x.flatten(2).median(-1).values[..., None, None]
     w = 1 + 4 * ((x - bg).abs().sum(1, keepdim=True) > 0.3).float()
     gx, gy = (lambda t: t[..., :, 1:] - t[..., :, :-1]), (lambda t: t[..., 1:, :] - t[..., :-1, :])
     edges = (gx(rec) - gx(x)).abs().mean() + (gy(rec) - gy(x)).abs().mean()
-    return (w * ((rec - x)**2 + 0.5 * (rec - x).abs())).mean() + 0.5 * edges + kl_weight * post.kl().mean()
+    return (w * ((rec - x)**2 + 0.5 * (rec - x).abs())).mean() + 0.5 * edges
+
+def vae_loss(vae, x:Tensor, kl_weight:float=1e-6)->Tensor:
+    "`recon_loss` of `vae`'s reconstruction of a batch `x` in [-1, 1], plus a tiny KL term."
+    post = vae.encode(x).latent_dist
+    return recon_loss(vae.decode(post.sample()).sample, x) + kl_weight * post.kl().mean()
 
 # %% ../nbs/13_shapes_models.ipynb #97c12faf
 def train_loop(
@@ -114,6 +118,30 @@ def train_vae(
     g = torch.Generator().manual_seed(seed)
     losses = train_loop(list(vae.parameters()), lambda i: vae_loss(vae, X[torch.randint(0, len(X), (batch_size,), generator=g)]),
                         steps, lr, desc='autoencoder', progress=progress)
+    return vae.eval().requires_grad_(False), losses
+
+# %% ../nbs/13_shapes_models.ipynb #5a1e0002
+def sharpen_decoder(
+    vae,                 # the trained autoencoder; its encoder stays frozen
+    data:dict,           # `world_data(...)`: images, degraded and clean
+    steps:int=2400,
+    batch_size:int=16,
+    lr:float=5e-4,
+    noise:float=0.3,     # latent noise, at most this share of the latents' standard deviation
+    seed:int=0,
+    progress:bool=True,
+)->tuple:                # (vae with the new decoder, in eval mode; losses)
+    "Fine-tune `vae`'s decoder to draw each image from its latents with noise added."
+    set_seed(seed)
+    X, g = to_unit(data['images']), torch.Generator().manual_seed(seed)
+    with torch.no_grad(): Z = torch.cat([vae.encode(X[i:i+512]).latent_dist.mean for i in range(0, len(X), 512)])
+    vae.requires_grad_(False); params = [*vae.decoder.parameters(), *vae.post_quant_conv.parameters()]
+    for p in params: p.requires_grad_(True)
+    def loss(i):
+        j = torch.randint(0, len(X), (batch_size,), generator=g)
+        z = Z[j] + noise * Z.std() * torch.rand(batch_size, 1, 1, 1, generator=g) * torch.randn(Z[j].shape, generator=g)
+        return recon_loss(vae.decode(z).sample, X[j])
+    vae.train(); losses = train_loop(params, loss, steps, lr, desc='decoder', progress=progress)
     return vae.eval().requires_grad_(False), losses
 
 # %% ../nbs/13_shapes_models.ipynb #ac91399f
@@ -244,7 +272,7 @@ def clip_text_encoder(clip_model):
     return te.eval().requires_grad_(False)
 
 # %% ../nbs/13_shapes_models.ipynb #9409221a
-UNET_CONFIG = dict(sample_size=16, in_channels=16, out_channels=16, block_out_channels=(32, 64, 64), layers_per_block=1,
+UNET_CONFIG = dict(sample_size=16, in_channels=16, out_channels=16, block_out_channels=(48, 96, 96), layers_per_block=1,
                    down_block_types=('DownBlock2D', 'CrossAttnDownBlock2D', 'CrossAttnDownBlock2D'),
                    up_block_types=('CrossAttnUpBlock2D', 'CrossAttnUpBlock2D', 'UpBlock2D'),
                    cross_attention_dim=CLIP_CONFIG['text_cfg']['width'], attention_head_dim=8, norm_num_groups=8)
@@ -270,10 +298,13 @@ def sample_scheduler():
 
 # %% ../nbs/13_shapes_models.ipynb #484e7502
 @torch.no_grad()
-def encode_latents(vae, images:np.ndarray, batch_size:int=512)->Tensor:
-    "Scaled latents (N,16,16,16) of uint8 images; sets `vae.config.scaling_factor` to 1 / their std on first use."
+def encode_latents(
+    vae, images:np.ndarray, batch_size:int=512,
+    fit_scale:bool=False,   # first set `vae.config.scaling_factor` to 1 / the latents' std (once, before training the UNet)
+)->Tensor:                  # (N,16,16,16) latents times `vae.config.scaling_factor`
+    "Scaled latents of uint8 images, as the pipeline scales them."
     z = torch.cat([vae.encode(to_unit(images[i:i+batch_size])).latent_dist.mean for i in range(0, len(images), batch_size)])
-    if vae.config.scaling_factor == 1.0: vae.register_to_config(scaling_factor=1 / z.std().item())
+    if fit_scale: vae.register_to_config(scaling_factor=1 / z.std().item())
     return z * vae.config.scaling_factor
 
 # %% ../nbs/13_shapes_models.ipynb #d44313db
@@ -314,7 +345,7 @@ def train_generator(
     "Train a UNet with the Min-SNR-weighted DDPM objective and caption dropout on `data`."
     set_seed(seed)
     unet, tok, sched, g = build_unet(seed), clip_tokenizer_hf(), train_scheduler(), torch.Generator().manual_seed(seed)
-    Z, E = encode_latents(vae, data['images']), encode_captions(te, tok, data['captions'])
+    Z, E = encode_latents(vae, data['images'], fit_scale=True), encode_captions(te, tok, data['captions'])
     empty = encode_captions(te, tok, [''])
     def loss(i):
         j = torch.randint(0, len(Z), (batch_size,), generator=g)
@@ -338,8 +369,8 @@ def save_generator(pipe, dest:str|Path)->Path:
     return dest
 
 # %% ../nbs/13_shapes_models.ipynb #34579112
-BUDGETS = {'clip_data': 30_000, 'clip_steps': 2500, 'vae_data': 20_000, 'vae_steps': 4000, 'gen_data': 30_000, 'gen_steps': 3000,
-           'quality_data': 15_000, 'quality_steps': 3000, 'policy_pairs': 20_000, 'policy_steps': 1500}
+BUDGETS = {'clip_data': 30_000, 'clip_steps': 2500, 'vae_data': 20_000, 'vae_steps': 4000, 'decoder_data': 10_000, 'decoder_steps': 2400,
+           'gen_data': 30_000, 'gen_steps': 3000, 'quality_data': 15_000, 'quality_steps': 3000, 'policy_pairs': 20_000, 'policy_steps': 1500}
 
 def _stage(work:Path, name:str, key:dict, train, save)->dict:
     "Run `train()` -> (model, losses) and `save(model, work/name)` unless `work/name.json` records the same `key`; return the record."
@@ -350,6 +381,15 @@ def _stage(work:Path, name:str, key:dict, train, save)->dict:
     rec = {'key': key, 'minutes': (time.perf_counter() - t0) / 60, 'losses_per_50_steps': [float(np.mean(losses[i:i+50])) for i in range(0, len(losses), 50)]}
     rec_file.write_text(json.dumps(rec, indent=1)); log.info(f"shapes {name}: {rec['minutes']:.1f} min")
     return rec
+
+# %% ../nbs/13_shapes_models.ipynb #5a1e0005
+def swap_decoder(generator:str|Path, decoder:str|Path):
+    "Put the decoder of the autoencoder saved in `decoder` into the saved pipeline `generator` (fp16), keeping its latent scale."
+    from diffusers import AutoencoderKL
+    generator = Path(generator)
+    with quiet(): vae, new = AutoencoderKL.from_pretrained(generator/'vae'), AutoencoderKL.from_pretrained(decoder)
+    vae.decoder.load_state_dict(new.decoder.state_dict()); vae.post_quant_conv.load_state_dict(new.post_quant_conv.state_dict())
+    with quiet(): vae.to(torch.float16).save_pretrained(generator/'vae')
 
 # %% ../nbs/13_shapes_models.ipynb #5425d9d3
 def load_clip(folder:str|Path):
@@ -377,11 +417,15 @@ def build_shapes_models(
     clip = load_clip(work/'clip')
     rec['vae'] = _stage(work, 'vae', k('vae_data', 'vae_steps'), lambda: train_vae(world_data(b['vae_data'], seed, p_clean=0.7), b['vae_steps'], seed=seed, progress=progress),
                         lambda m, p: m.save_pretrained(p))
+    rec['decoder'] = _stage(work, 'decoder', {**k('decoder_data', 'decoder_steps'), 'vae': rec['vae']['key']},
+                            lambda: sharpen_decoder(AutoencoderKL.from_pretrained(work/'vae'), world_data(b['decoder_data'], seed + 4, p_clean=0.7),
+                                                    b['decoder_steps'], seed=seed, progress=progress), lambda m, p: m.save_pretrained(p))
     vae, te = AutoencoderKL.from_pretrained(work/'vae').eval().requires_grad_(False), clip_text_encoder(clip)
     def gen():
         unet, tok, losses = train_generator(vae, te, world_data(b['gen_data'], seed + 1), b['gen_steps'], seed=seed, progress=progress)
         return assemble_pipeline(vae, te, unet, tok), losses
-    rec['generator'] = _stage(work, 'generator', {**k('gen_data', 'gen_steps'), 'clip': rec['clip']['key'], 'vae': rec['vae']['key']}, gen, save_generator)
+    rec['generator'] = _stage(work, 'generator', {**k('gen_data', 'gen_steps'), 'unet': list(UNET_CONFIG['block_out_channels']), 'clip': rec['clip']['key'],
+                                                'vae': rec['vae']['key']}, gen, save_generator)
     rec['quality'] = _stage(work, 'quality.safetensors', {**k('quality_data', 'quality_steps'), 'clip': rec['clip']['key']},
                             lambda: train_quality(clip, world_data(b['quality_data'], seed + 3), b['quality_steps'], seed=seed, progress=progress), save_quality)
     def pol():
@@ -392,6 +436,7 @@ def build_shapes_models(
     for name in ('clip', 'generator', 'quality.safetensors', 'policy'):
         if (dest/name).is_dir(): shutil.rmtree(dest/name)
         (shutil.copytree if (work/name).is_dir() else shutil.copy)(work/name, dest/name)
+    swap_decoder(dest/'generator', work/'decoder')
     (dest/'training.json').write_text(json.dumps(rec, indent=1))
     return rec
 
