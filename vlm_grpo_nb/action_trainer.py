@@ -19,14 +19,14 @@ from .system import (atomic_dir, check_output_dir, checkpoints, last_checkpoint,
 from .trainer import TrainingError
 from .action_data import load_action_datasets, box_to_action, action_to_box, box_iou, show_pairs, clip_tensor
 from .action_model import VLMActionAgent, format_summary
-from .distributed import (DistContext, process_context, resolve_device_spec, shard_slice, average_grads,
-                                     reduce_metrics, gather_objects, barrier)
+from .distributed import (DistContext, process_context, check_world, process_logger, resolve_device_spec, shard_slice,
+                                     average_grads, reduce_metrics, gather_objects, barrier)
 
 # %% auto #0
-__all__ = ['log', 'WEIGHTS', 'RESUME_FREE', 'action_metrics', 'evaluate_actions', 'warmup_cosine', 'action_device',
-           'check_action_output', 'check_action_world', 'action_logger', 'ActionTrainer', 'read_action_checkpoint',
-           'load_agent_weights', 'check_action_resume', 'plot_action_history', 'plot_validation', 'load_action_agent',
-           'predict_pair', 'make_action_parser', 'action_main']
+__all__ = ['log', 'ACTION_WORLD_KEYS', 'WEIGHTS', 'RESUME_FREE', 'action_metrics', 'evaluate_actions', 'warmup_cosine',
+           'action_device', 'check_action_output', 'ActionTrainer', 'read_action_checkpoint', 'load_agent_weights',
+           'check_action_resume', 'plot_action_history', 'plot_validation', 'load_action_agent', 'predict_pair',
+           'make_action_parser', 'action_main']
 
 # %% ../nbs/17_action_trainer.ipynb #1113d0ea
 log = get_logger(__name__)
@@ -75,16 +75,7 @@ def check_action_output(out:str|Path, existing:bool=False)->Path:
     except OutputError as e: raise OutputError(str(e).replace('output_settings.output_dir', 'action_settings.output_dir')) from None
 
 # %% ../nbs/17_action_trainer.ipynb #5f0a7c02
-def check_action_world(config:Config, world:int):
-    "A `ConfigError` unless `action_settings.training.batch_size` splits evenly over `world` processes."
-    bs = config.action_settings.training.batch_size
-    if bs % world: raise ConfigError(f"action_settings.training.batch_size is {bs}, which {world} processes cannot split evenly; "
-                                     f"use a multiple of {world} (or launch a number of processes that divides it)")
-
-# %% ../nbs/17_action_trainer.ipynb #5f0a7c05
-def action_logger(a, dist:DistContext):
-    "The package logger for an action run: level and `action_training.log` on the main process, warnings elsewhere."
-    return get_logger('vlm_grpo_nb', a.log_level if dist.is_main else 'WARNING', Path(a.output_dir)/'action_training.log' if dist.is_main else None)
+ACTION_WORLD_KEYS = ('action_settings.training.batch_size',)   # what `check_world` checks for an action run
 
 # %% ../nbs/17_action_trainer.ipynb #5c0f1242
 class ActionTrainer:
@@ -98,7 +89,7 @@ class ActionTrainer:
     ):
         self.agent, self.data, self.cfg, self.dist = agent, data, config, dist or DistContext()
         self.a, self.tr = config.action_settings, config.action_settings.training
-        check_action_world(config, self.dist.world)
+        check_world(config, self.dist.world, ACTION_WORLD_KEYS)
         self.device = device or action_device(self.a.device)
         self.out = Path(self.a.output_dir)
         self.params = [p for p in agent.parameters() if p.requires_grad]
@@ -326,7 +317,7 @@ def plot_pairs(self:ActionTrainer, split:str='test', n:int=6, path:str|Path|None
 def _start(self:ActionTrainer, resume:str|Path|bool|None):
     "Check the results folder and open the log; load the checkpoint `resume` names (True: the newest)."
     check_action_output(self.out, existing=bool(resume)); barrier(self.dist)   # every process checks before any writes
-    action_logger(self.a, self.dist)
+    process_logger(self.a.log_level, self.out/'action_training.log', self.dist)
     self._resume_wandb = None
     if resume:
         ck = last_checkpoint(self.out) if resume is True else Path(resume)
@@ -420,8 +411,8 @@ def from_config(cls:ActionTrainer,
     "Check the results folder, load the data, the agent (and weights) and build the trainer."
     a, d, ctx = config.action_settings, config.action_settings.data, process_context()
     device = action_device(resolve_device_spec(a.device, ctx.local_rank, ctx.world))   # 'auto': this process's GPU
-    check_action_world(config, ctx.world); check_action_output(a.output_dir, existing); barrier(ctx)
-    action_logger(a, ctx)
+    check_world(config, ctx.world, ACTION_WORLD_KEYS); check_action_output(a.output_dir, existing); barrier(ctx)
+    process_logger(a.log_level, Path(a.output_dir)/'action_training.log', ctx)
     data = load_action_datasets(d.path, d.format, d.image_size, d.val_fraction, d.test_fraction, a.training.seed, dict(d.shapes),
                                 config.model_settings.cache_dir, max_skip_fraction=d.max_skip_fraction)
     agent = load_action_agent(config, weights, device)

@@ -9,13 +9,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from .config import Config, ConfigError
+from .config import Config, ConfigError, get_logger
 
 # %% auto #0
-__all__ = ['SUM_KEYS', 'MAX_KEYS', 'DistContext', 'process_context', 'check_world', 'shard_slice', 'group_rows', 'gather_cat',
-           'gather_objects', 'barrier', 'average_grads', 'token_weight', 'combine_metrics', 'reduce_metrics',
-           'resolve_device_spec', 'resolve_devices', 'wrap_fsdp', 'full_state_dict', 'load_full_state_dict',
-           'first_host', 'slurm_launch_args', 'slurm_main']
+__all__ = ['SUM_KEYS', 'MAX_KEYS', 'DistContext', 'process_context', 'check_world', 'process_logger', 'shard_slice', 'group_rows',
+           'gather_cat', 'gather_objects', 'barrier', 'average_grads', 'token_weight', 'combine_metrics',
+           'reduce_metrics', 'resolve_device_spec', 'resolve_devices', 'wrap_fsdp', 'full_state_dict',
+           'load_full_state_dict', 'first_host', 'slurm_launch_args', 'slurm_main']
 
 # %% ../nbs/07a_distributed.ipynb #5136d3a4
 @dataclass
@@ -48,13 +48,26 @@ def process_context()->DistContext:
     return DistContext(s.process_index, s.num_processes, s.local_process_index, acc)
 
 # %% ../nbs/07a_distributed.ipynb #f0aaa8a7
-def check_world(cfg:Config, world:int):
-    "Raise a `ConfigError` unless `batch_size` (and `minibatch_size`, if set) split evenly over `world` processes."
-    tr = cfg.training_settings
-    for k in ('batch_size', 'minibatch_size'):
-        if tr[k] is not None and tr[k] % world:
-            raise ConfigError(f"training_settings.{k} is {tr[k]}, which {world} processes cannot split evenly; "
+def check_world(
+    cfg:Config, world:int,
+    keys:tuple=('training_settings.batch_size', 'training_settings.minibatch_size'),   # dotted settings that count a whole step
+):
+    "Raise a `ConfigError` naming the first of `keys` (when set) that does not split evenly over `world` processes."
+    for key in keys:
+        v = cfg
+        for part in key.split('.'): v = v[part]
+        if v is not None and v % world:
+            raise ConfigError(f"{key} is {v}, which {world} processes cannot split evenly; "
                               f"use a multiple of {world} (or launch a number of processes that divides it)")
+
+# %% ../nbs/07a_distributed.ipynb #5f0a7c22
+def process_logger(
+    level:str,          # the run's log level (on the main process)
+    path:str|Path,      # the run's log file (written by the main process only)
+    ctx:DistContext,
+):
+    "The package logger of a run: `level` and the log file on the main process, warnings to the console elsewhere."
+    return get_logger('vlm_grpo_nb', level if ctx.is_main else 'WARNING', path if ctx.is_main else None)
 
 # %% ../nbs/07a_distributed.ipynb #bf5cffc3
 def shard_slice(

@@ -21,9 +21,9 @@ from .clip_reward import AestheticHead
 # %% auto #0
 __all__ = ['log', 'VAE_CONFIG', 'CLIP_CONFIG', 'CLIP_NORM', 'UNET_CONFIG', 'SCHEDULE', 'BUDGETS', 'ATTRIBUTES', 'SFT_MIX',
            'POLICY_VOCAB', 'POLICY_CONFIG', 'world_data', 'to_unit', 'from_unit', 'build_vae', 'recon_loss', 'vae_loss',
-           'train_loop', 'train_vae', 'sharpen_decoder', 'build_clip', 'clip_images', 'clip_tokens', 'swap_attribute',
-           'clip_batch_loss', 'train_clip', 'save_clip', 'clip_image_features', 'train_quality', 'save_quality',
-           'clip_text_encoder', 'build_unet', 'train_scheduler', 'sample_scheduler', 'encode_latents',
+           'train_loop', 'train_vae', 'latent_means', 'sharpen_decoder', 'build_clip', 'clip_images', 'clip_tokens',
+           'swap_attribute', 'clip_batch_loss', 'train_clip', 'save_clip', 'clip_image_features', 'train_quality',
+           'save_quality', 'clip_text_encoder', 'build_unet', 'train_scheduler', 'sample_scheduler', 'encode_latents',
            'clip_tokenizer_hf', 'encode_captions', 'diffusion_loss', 'train_generator', 'assemble_pipeline',
            'save_generator', 'swap_decoder', 'load_clip', 'build_shapes_models', 'heldout_cases', 'generate',
            'verdict_stats', 'one_attribute_distractors', 'clip_retrieval', 'quality_spearman', 'headroom',
@@ -120,6 +120,12 @@ def train_vae(
                         steps, lr, desc='autoencoder', progress=progress)
     return vae.eval().requires_grad_(False), losses
 
+# %% ../nbs/13_shapes_models.ipynb #5a1e0012
+@torch.no_grad()
+def latent_means(vae, images:np.ndarray, batch_size:int=512)->Tensor:
+    "Unscaled latents (N,16,16,16): `vae`'s posterior means of uint8 images."
+    return torch.cat([vae.encode(to_unit(images[i:i+batch_size])).latent_dist.mean for i in range(0, len(images), batch_size)])
+
 # %% ../nbs/13_shapes_models.ipynb #5a1e0002
 def sharpen_decoder(
     vae,                 # the trained autoencoder; its encoder stays frozen
@@ -133,13 +139,13 @@ def sharpen_decoder(
 )->tuple:                # (vae with the new decoder, in eval mode; losses)
     "Fine-tune `vae`'s decoder to draw each image from its latents with noise added."
     set_seed(seed)
-    X, g = to_unit(data['images']), torch.Generator().manual_seed(seed)
-    with torch.no_grad(): Z = torch.cat([vae.encode(X[i:i+512]).latent_dist.mean for i in range(0, len(X), 512)])
+    X, Z, g = to_unit(data['images']), latent_means(vae, data['images']), torch.Generator().manual_seed(seed)
+    sd = Z.std()
     vae.requires_grad_(False); params = [*vae.decoder.parameters(), *vae.post_quant_conv.parameters()]
     for p in params: p.requires_grad_(True)
     def loss(i):
         j = torch.randint(0, len(X), (batch_size,), generator=g)
-        z = Z[j] + noise * Z.std() * torch.rand(batch_size, 1, 1, 1, generator=g) * torch.randn(Z[j].shape, generator=g)
+        z = Z[j] + noise * sd * torch.rand(batch_size, 1, 1, 1, generator=g) * torch.randn(Z[j].shape, generator=g)
         return recon_loss(vae.decode(z).sample, X[j])
     vae.train(); losses = train_loop(params, loss, steps, lr, desc='decoder', progress=progress)
     return vae.eval().requires_grad_(False), losses
@@ -303,7 +309,7 @@ def encode_latents(
     fit_scale:bool=False,   # first set `vae.config.scaling_factor` to 1 / the latents' std (once, before training the UNet)
 )->Tensor:                  # (N,16,16,16) latents times `vae.config.scaling_factor`
     "Scaled latents of uint8 images, as the pipeline scales them."
-    z = torch.cat([vae.encode(to_unit(images[i:i+batch_size])).latent_dist.mean for i in range(0, len(images), batch_size)])
+    z = latent_means(vae, images, batch_size)
     if fit_scale: vae.register_to_config(scaling_factor=1 / z.std().item())
     return z * vae.config.scaling_factor
 

@@ -14,7 +14,7 @@ from .config import Config, load_config, get_logger, set_seed, get_rng_state, se
 from .data import load_prompts, PromptBatches, append_jsonl, save_json, save_jsonl
 from .trainer import GRPOTrainer
 from .validator import Validator, comparison_grid, rewriter_grid
-from .distributed import (process_context, check_world, resolve_devices, barrier, gather_objects, full_state_dict,
+from .distributed import (process_context, check_world, process_logger, resolve_devices, barrier, gather_objects, full_state_dict,
                                      load_full_state_dict)
 
 # %% auto #0
@@ -184,8 +184,7 @@ def initialize_components(self:VLMGRPOSystem,
     d, cfg = self.dist, resolve_devices(self.config, self.dist)   # this process's devices ('cuda:{local_rank}', ...)
     check_output_dir(self.out, existing); barrier(d)            # every process checks before any process writes
     self.load_data()
-    self.log = get_logger('vlm_grpo_nb', cfg.output_settings.log_level if d.is_main else 'WARNING',
-                          self.out/'vlm_grpo_training.log' if d.is_main else None)
+    self.log = process_logger(cfg.output_settings.log_level, self.out/'vlm_grpo_training.log', d)
     set_seed(cfg.training_settings.seed)
     threads, t0 = apply_cpu_threads(cfg), time.perf_counter()
     self.policy = VLMWrapper(str(policy_path) if policy_path else None, config=cfg)
