@@ -7,6 +7,7 @@ from __future__ import annotations
 import numbers, random, time
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from functools import cached_property
 
 import torch
@@ -20,7 +21,8 @@ from .tiny import resolve_model, set_offline, is_offline, quiet
 
 # %% auto #0
 __all__ = ['log', 'BLACK_MAX', 'FLAT_STD', 'check_images', 'to_pil', 'ImageBatch', 'read_model_index', 'pipeline_kind',
-           'absent_components', 'SD3Generator', 'image_size', 'check_prompts', 'check_seeds', 'show_images']
+           'absent_components', 'missing_components', 'SD3Generator', 'image_size', 'check_prompts', 'check_seeds',
+           'show_images']
 
 # %% ../nbs/03_sd_generator.ipynb #8a1d259e
 log = get_logger(__name__)
@@ -144,6 +146,12 @@ def absent_components(index:dict)->dict:
     return {k: None for k, v in index.items()
             if not k.startswith('_') and (v is None or (isinstance(v, (list, tuple)) and all(e is None for e in v)))}
 
+# %% ../nbs/03_sd_generator.ipynb #22178504
+def missing_components(index:dict, folder:str|Path)->list[str]:
+    "The components that `model_index.json` lists (not null) but `folder` has no subfolder for."
+    absent = absent_components(index)
+    return [k for k, v in index.items() if not k.startswith('_') and k not in absent and isinstance(v, (list, tuple)) and not (Path(folder)/k).is_dir()]
+
 # %% ../nbs/03_sd_generator.ipynb #5ff69846
 def _dtype_kw()->str:
     "The `from_pretrained` keyword for the dtype in the installed diffusers: 'dtype' (new) or 'torch_dtype' (old)."
@@ -195,6 +203,9 @@ def __repr__(self:SD3Generator):
 def _load(self:SD3Generator):
     "Load the pipeline for `self.kind` from `self.location` in `self.dtype` (on the CPU; `_apply_memory_options` moves it)."
     from diffusers import StableDiffusion3Pipeline, StableDiffusionPipeline
+    if Path(self.location).is_dir() and (miss := missing_components(self.index, self.location)):
+        raise ValueError(f"{self.location}/model_index.json lists {', '.join(miss)}, but the folder has no {'/, '.join(miss)}/ "
+                         "subfolder; copy the whole pipeline folder (save_pretrained writes every component)")
     cls = {'sd3': StableDiffusion3Pipeline, 'sd15': StableDiffusionPipeline}[self.kind]
     with quiet():
         pipe = cls.from_pretrained(self.location, local_files_only=is_offline(), **{_dtype_kw(): self.dtype},
