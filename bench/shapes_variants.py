@@ -20,9 +20,10 @@ import numpy as np, torch
 import torch.nn.functional as F
 from torch import Tensor
 from diffusers import DDPMScheduler, DPMSolverMultistepScheduler
-from vlm_grpo_nb import shapes as S
+from vlm_grpo_nb import shapes as S, shapes_models as M
+from vlm_grpo_nb.shapes_models import swap_attribute
 from vlm_grpo_nb.shapes_models import (world_data, train_loop, build_clip, clip_images, clip_tokens, CLIP_CONFIG, save_clip, load_clip,
-    train_quality, save_quality, build_unet, encode_latents, clip_tokenizer_hf, assemble_pipeline, save_generator, swap_decoder,
+    train_quality, save_quality, build_unet, encode_latents, clip_tokenizer_hf, assemble_pipeline, save_generator,
     heldout_cases, generate, verdict_stats, clip_retrieval, quality_spearman, SCHEDULE)
 from vlm_grpo_nb.config import set_seed, load_config
 from vlm_grpo_nb.tiny import SHAPES_DIR
@@ -31,19 +32,6 @@ ZERO_SNR = {**SCHEDULE, 'rescale_betas_zero_snr': True, 'prediction_type': 'v_pr
 
 ATTRIBUTES = ('shape', 'colour', 'size', 'position')
 _VALUES = {'colour': S.COLOURS, 'shape': S.SHAPES, 'size': S.SIZES, 'position': S.POSITIONS}
-
-def swap_attribute(
-    scene:S.Scene, rng:np.random.Generator,
-    kinds:tuple=('colour', 'shape', 'size', 'position'), # the attributes that may change
-)->S.Scene:
-    "The scene with one attribute (of `kinds`) of its first object changed, staying in the training split."
-    o = scene.objects[0]
-    while True:
-        kind = kinds[rng.integers(len(kinds))]
-        new = str(rng.choice([v for v in _VALUES[kind] if v != getattr(o, kind)]))
-        o2 = S.Obj(**{**{k: getattr(o, k) for k in ATTRIBUTES}, kind: new})
-        if S.pair_split(o2.colour, o2.shape) == 'train' and S.visible(o2.colour, scene.background): break
-    return S.Scene([o2, *scene.objects[1:]], scene.background, scene.quality)
 
 def _name_re(name): return re.compile(r'\b(' + '|'.join(re.escape(w) for w in sorted(S.WORDS[name], key=len, reverse=True)) + r')\b')
 
@@ -165,25 +153,6 @@ def train_generator(
     losses = train_loop([*unet.parameters(), *te.parameters()], loss, steps, lr, 1e-2, 'generator', progress)
     return unet.eval().requires_grad_(False), te.eval().requires_grad_(False), tok, losses
 
-def train_generator_frozen(vae, te, schedule:dict, data:dict, steps:int=3000, batch_size:int=48, lr:float=1e-3, seed:int=0, drop:float=0.1, snr_gamma:float=5.0):
-    "The shipped `train_generator` (frozen text encoder, captions encoded once) with a v-prediction target when `schedule` asks for it."
-    from diffusers.training_utils import compute_snr
-    from vlm_grpo_nb.shapes_models import build_unet, encode_captions
-    set_seed(seed)
-    unet, tok, sched, g = build_unet(seed), clip_tokenizer_hf(), DDPMScheduler(**schedule), torch.Generator().manual_seed(seed)
-    Z, E = encode_latents(vae, data['images'], fit_scale=True), encode_captions(te, tok, data['captions'])
-    empty, v = encode_captions(te, tok, ['']), schedule.get('prediction_type') == 'v_prediction'
-    def loss(i):
-        j = torch.randint(0, len(Z), (batch_size,), generator=g)
-        emb = torch.where((torch.rand(batch_size, generator=g) < drop)[:, None, None], empty, E[j])
-        noise, t = torch.randn(Z[j].shape, generator=g), torch.randint(0, sched.config.num_train_timesteps, (batch_size,), generator=g)
-        target = sched.get_velocity(Z[j], noise, t) if v else noise
-        err = F.mse_loss(unet(sched.add_noise(Z[j], noise, t), t, emb).sample, target, reduction='none').mean((1, 2, 3))
-        snr = compute_snr(sched, t)
-        return (err * torch.clamp(snr, max=snr_gamma) / (snr + 1 if v else snr)).mean()
-    losses = train_loop(list(unet.parameters()), loss, steps, lr, 1e-2, 'generator', True)
-    return unet.eval().requires_grad_(False), tok, losses
-
 def _train_tower_variant(work, name, clip_name, schedule):
     if (work/name).exists(): return
     from diffusers import AutoencoderKL
@@ -191,7 +160,7 @@ def _train_tower_variant(work, name, clip_name, schedule):
     _train_clip_variant(work, clip_name, True)
     t0 = time.time(); vae = AutoencoderKL.from_pretrained(SHAPES_DIR/'generator'/'vae').float().eval().requires_grad_(False)
     te = clip_text_encoder(load_clip(work/clip_name))
-    unet, tok, losses = train_generator_frozen(vae, te, schedule, world_data(30_000, 1), 3000)
+    unet, tok, losses = M.train_generator(vae, te, world_data(30_000, 1), 3000, schedule=schedule)
     pipe = assemble_pipeline(vae, te, unet, tok); pipe.scheduler = DPMSolverMultistepScheduler(**schedule)
     save_generator(pipe, work/name); (work/f'{name}.json').write_text(json.dumps({'minutes': (time.time() - t0) / 60}))
 

@@ -174,11 +174,14 @@ def clip_tokens(texts:list[str])->Tensor:
     return open_clip.tokenize(list(texts), context_length=CLIP_CONFIG['text_cfg']['context_length'])
 
 # %% ../nbs/13_shapes_models.ipynb #b18c237e
-def swap_attribute(scene:S.Scene, rng:np.random.Generator)->S.Scene:
-    "The scene with one attribute of its first object changed (colour, shape, size or position), staying in the training split."
+def swap_attribute(
+    scene:S.Scene, rng:np.random.Generator,
+    kinds:tuple=('colour', 'shape', 'size', 'position'), # the attributes that may change
+)->S.Scene:
+    "The scene with one attribute (of `kinds`) of its first object changed, staying in the training split."
     o = scene.objects[0]
     while True:
-        kind = ('colour', 'shape', 'size', 'position')[rng.integers(4)]
+        kind = kinds[rng.integers(len(kinds))]
         new = str(rng.choice([v for v in {'colour': S.COLOURS, 'shape': S.SHAPES, 'size': S.SIZES, 'position': S.POSITIONS}[kind]
                               if v != getattr(o, kind)]))
         o2 = S.Obj(**{**{k: getattr(o, k) for k in ('shape', 'colour', 'size', 'position')}, kind: new})
@@ -292,10 +295,10 @@ def build_unet(seed:int=0):
 # %% ../nbs/13_shapes_models.ipynb #663d3333
 SCHEDULE = dict(num_train_timesteps=1000, beta_schedule='scaled_linear', beta_start=0.00085, beta_end=0.012)
 
-def train_scheduler():
-    "The DDPM noise schedule the UNet is trained with."
+def train_scheduler(schedule:dict|None=None):
+    "The DDPM noise schedule the UNet is trained with (`schedule`'s arguments, default `SCHEDULE`)."
     from diffusers import DDPMScheduler
-    return DDPMScheduler(**SCHEDULE)
+    return DDPMScheduler(**(schedule or SCHEDULE))
 
 def sample_scheduler():
     "The scheduler the shipped pipeline samples with."
@@ -328,14 +331,16 @@ def encode_captions(te, tok, captions:list[str], batch_size:int=512)->Tensor:
 
 # %% ../nbs/13_shapes_models.ipynb #5d84b21b
 def diffusion_loss(unet, sched, z:Tensor, emb:Tensor, empty:Tensor, g:torch.Generator, drop:float=0.1, snr_gamma:float=5.0)->Tensor:
-    "Min-SNR-weighted noise-prediction MSE of latents `z` with caption states `emb` (a share `drop` replaced by `empty`)."
+    "Min-SNR-weighted MSE of the noise (or v) prediction for latents `z` with caption states `emb` (a share `drop` replaced by `empty`)."
     from diffusers.training_utils import compute_snr
     B = len(z)
     emb = torch.where((torch.rand(B, generator=g) < drop)[:, None, None], empty, emb)
     noise, t = torch.randn(z.shape, generator=g), torch.randint(0, sched.config.num_train_timesteps, (B,), generator=g)
-    err = F.mse_loss(unet(sched.add_noise(z, noise, t), t, emb).sample, noise, reduction='none').mean((1, 2, 3))
+    v = sched.config.prediction_type == 'v_prediction'
+    target = sched.get_velocity(z, noise, t) if v else noise
+    err = F.mse_loss(unet(sched.add_noise(z, noise, t), t, emb).sample, target, reduction='none').mean((1, 2, 3))
     snr = compute_snr(sched, t)
-    return (err * torch.clamp(snr, max=snr_gamma) / snr).mean()
+    return (err * torch.clamp(snr, max=snr_gamma) / (snr + 1 if v else snr)).mean()
 
 # %% ../nbs/13_shapes_models.ipynb #35dbf58e
 def train_generator(
@@ -346,11 +351,12 @@ def train_generator(
     batch_size:int=48,
     lr:float=1e-3,
     seed:int=0,
+    schedule:dict|None=None, # `DDPMScheduler` arguments; default `SCHEDULE`
     progress:bool=True,
 )->tuple:                 # (unet, tokenizer, losses)
     "Train a UNet with the Min-SNR-weighted DDPM objective and caption dropout on `data`."
     set_seed(seed)
-    unet, tok, sched, g = build_unet(seed), clip_tokenizer_hf(), train_scheduler(), torch.Generator().manual_seed(seed)
+    unet, tok, sched, g = build_unet(seed), clip_tokenizer_hf(), train_scheduler(schedule), torch.Generator().manual_seed(seed)
     Z, E = encode_latents(vae, data['images'], fit_scale=True), encode_captions(te, tok, data['captions'])
     empty = encode_captions(te, tok, [''])
     def loss(i):
