@@ -4,7 +4,7 @@
 
 # %% ../nbs/13_shapes_models.ipynb #6df4e15e
 from __future__ import annotations
-import json, math, shutil, time
+import json, math, re, shutil, time
 from pathlib import Path
 
 import numpy as np
@@ -19,16 +19,16 @@ from .tiny import SHAPES_DIR, write_clip_tokenizer, quiet
 from .clip_reward import AestheticHead
 
 # %% auto #0
-__all__ = ['log', 'VAE_CONFIG', 'CLIP_CONFIG', 'CLIP_NORM', 'UNET_CONFIG', 'SCHEDULE', 'BUDGETS', 'ATTRIBUTES', 'SFT_MIX',
-           'POLICY_VOCAB', 'POLICY_CONFIG', 'world_data', 'to_unit', 'from_unit', 'build_vae', 'recon_loss', 'vae_loss',
-           'train_loop', 'train_vae', 'latent_means', 'sharpen_decoder', 'build_clip', 'clip_images', 'clip_tokens',
-           'swap_attribute', 'clip_batch_loss', 'train_clip', 'save_clip', 'clip_image_features', 'train_quality',
-           'save_quality', 'clip_text_encoder', 'build_unet', 'train_scheduler', 'sample_scheduler', 'encode_latents',
-           'clip_tokenizer_hf', 'encode_captions', 'diffusion_loss', 'train_generator', 'assemble_pipeline',
-           'save_generator', 'swap_decoder', 'load_clip', 'build_shapes_models', 'heldout_cases', 'generate',
-           'verdict_stats', 'one_attribute_distractors', 'clip_retrieval', 'quality_spearman', 'headroom',
-           'verdict_title', 'prompt_of', 'sft_rewrite', 'world_tokenizer', 'sft_batch', 'build_policy', 'train_policy',
-           'save_policy']
+__all__ = ['log', 'VAE_CONFIG', 'CLIP_CONFIG', 'CLIP_NORM', 'ATTRIBUTES', 'UNET_CONFIG', 'SD15_SCHEDULE', 'SCHEDULE', 'BUDGETS',
+           'SFT_MIX', 'POLICY_VOCAB', 'POLICY_CONFIG', 'world_data', 'to_unit', 'from_unit', 'build_vae', 'recon_loss',
+           'vae_loss', 'train_loop', 'train_vae', 'latent_means', 'sharpen_decoder', 'build_clip', 'clip_images',
+           'clip_tokens', 'swap_attribute', 'hard_negative', 'attribute_labels', 'clip_batch_loss', 'train_clip',
+           'save_clip', 'clip_image_features', 'train_quality', 'save_quality', 'clip_text_encoder', 'build_unet',
+           'train_scheduler', 'sample_scheduler', 'encode_latents', 'clip_tokenizer_hf', 'encode_captions',
+           'diffusion_loss', 'train_generator', 'assemble_pipeline', 'save_generator', 'swap_decoder', 'load_clip',
+           'build_shapes_models', 'heldout_cases', 'generate', 'verdict_stats', 'one_attribute_distractors',
+           'clip_retrieval', 'quality_spearman', 'headroom', 'verdict_title', 'prompt_of', 'sft_rewrite',
+           'world_tokenizer', 'sft_batch', 'build_policy', 'train_policy', 'save_policy']
 
 # %% ../nbs/13_shapes_models.ipynb #d69679c3
 log = get_logger(__name__)
@@ -188,13 +188,53 @@ def swap_attribute(
         if S.pair_split(o2.colour, o2.shape) == 'train' and S.visible(o2.colour, scene.background): break
     return S.Scene([o2, *scene.objects[1:]], scene.background, scene.quality)
 
+# %% ../nbs/13_shapes_models.ipynb #neg00002
+ATTRIBUTES = ('shape', 'colour', 'size', 'position')
+_VALUES = {'colour': S.COLOURS, 'shape': S.SHAPES, 'size': S.SIZES, 'position': tuple(S.POSITIONS)}
+
+def _name_re(name): return re.compile(r'\b(' + '|'.join(re.escape(w) for w in sorted(S.WORDS[name], key=len, reverse=True)) + r')\b')
+
+def hard_negative(
+    caption:str,                # a caption of `scene`
+    scene:S.Scene,              # one object
+    rng:np.random.Generator,
+)->str:                         # the caption with one named attribute's words replaced
+    "`caption` with the words of one attribute of `scene`'s object that it names replaced by another value's; without one, a swapped detailed caption."
+    o = scene.objects[0]
+    found = {k: m for k in ATTRIBUTES if (m := _name_re(getattr(o, k)).search(caption))}
+    if not found: return S.detailed_caption(swap_attribute(scene, rng), rng, bool(rng.random() < 0.5))
+    new = swap_attribute(scene, rng, tuple(found)).objects[0]
+    kind = next(k for k in found if getattr(new, k) != getattr(o, k))
+    m, w = found[kind], S.WORDS[getattr(new, kind)][rng.integers(len(S.WORDS[getattr(new, kind)]))]
+    tail = caption[m.end():]
+    if kind == 'position' and new.position == 'centre' and tail.startswith(' corner'): tail = tail[len(' corner'):]
+    return caption[:m.start()] + w + tail
+
+# %% ../nbs/13_shapes_models.ipynb #lab00001
+def attribute_labels(scenes:list, captions:list[str])->tuple:
+    "(images', captions') (N, 4) indices of the first object's `ATTRIBUTES`; -100 for what a caption does not name."
+    ix = {a: {v: i for i, v in enumerate(_VALUES[a])} for a in ATTRIBUTES}
+    y_img = torch.tensor([[ix[a][getattr(s.objects[0], a)] for a in ATTRIBUTES] for s in scenes])
+    named = [(S.parse_prompt(c) or [{}])[0] for c in captions]
+    y_txt = torch.tensor([[ix[a][n[a]] if a in n else -100 for a in ATTRIBUTES] for n in named])
+    return y_img, y_txt
+
 # %% ../nbs/13_shapes_models.ipynb #b33b080c
-def clip_batch_loss(model, x:Tensor, pos:Tensor, neg:Tensor, clip_loss)->Tensor:
-    "open_clip's contrastive loss on (images, captions), plus image-to-text cross entropy against captions + hard negatives."
+def clip_batch_loss(
+    model, x:Tensor, pos:Tensor, neg:Tensor, clip_loss,
+    probes=None,              # one linear probe per attribute (`ATTRIBUTES`), shared by the two towers; None: no probe loss
+    y_img:Tensor|None=None,   # (B, 4) attribute indices of the images' objects
+    y_txt:Tensor|None=None,   # (B, 4) the same for the captions, -100 where a caption does not name the attribute
+    probe_scale:float=10.0,   # the probes read `probe_scale` times the unit-norm embeddings
+)->Tensor:
+    "open_clip's contrastive loss on (images, captions), image-to-text cross entropy against captions + hard negatives, and attribute probes."
     img, txt, scale = model(x, torch.cat([pos, neg]))
     n = len(x)
-    hard = F.cross_entropy(scale * img @ txt.T, torch.arange(n))
-    return clip_loss(img, txt[:n], scale) + hard
+    loss = clip_loss(img, txt[:n], scale) + F.cross_entropy(scale * img @ txt.T, torch.arange(n))
+    for a, probe in enumerate(probes or []):
+        loss = loss + F.cross_entropy(probe(probe_scale * img), y_img[:, a])
+        if (y_txt[:, a] >= 0).any(): loss = loss + F.cross_entropy(probe(probe_scale * txt[:n]), y_txt[:, a], ignore_index=-100)
+    return loss
 
 # %% ../nbs/13_shapes_models.ipynb #328d7021
 def train_clip(
@@ -203,19 +243,22 @@ def train_clip(
     batch_size:int=96,
     lr:float=1e-3,
     seed:int=0,
+    probes:bool=True,     # also train the attribute probes
     progress:bool=True,
 )->tuple:                 # (CLIP model in eval mode, losses)
-    "Train an open_clip CLIP contrastively (with one-attribute hard negatives) on `data`."
+    "Train an open_clip CLIP contrastively (with one-attribute hard negatives and, if `probes`, attribute probes) on `data`."
     set_seed(seed)
     from open_clip.loss import ClipLoss
     model, rng, g = build_clip(seed), np.random.default_rng(seed), torch.Generator().manual_seed(seed)
     X, pos = clip_images(data['images']), clip_tokens(data['captions'])
-    neg = clip_tokens([S.detailed_caption(swap_attribute(s, rng), rng, bool(rng.random() < 0.5)) for s in data['scenes']])
+    neg = clip_tokens([hard_negative(c, s, rng) for c, s in zip(data['captions'], data['scenes'])])
+    y_img, y_txt = attribute_labels(data['scenes'], data['captions'])
+    probes = torch.nn.ModuleList(torch.nn.Linear(CLIP_CONFIG['embed_dim'], len(_VALUES[a])) for a in ATTRIBUTES) if probes else None
     clip_loss = ClipLoss()
     def loss(i):
         j = torch.randint(0, len(X), (batch_size,), generator=g)
-        return clip_batch_loss(model, X[j], pos[j], neg[j], clip_loss)
-    losses = train_loop(list(model.parameters()), loss, steps, lr, 0.1, 'CLIP', progress)
+        return clip_batch_loss(model, X[j], pos[j], neg[j], clip_loss, probes, y_img[j], y_txt[j])
+    losses = train_loop([*model.parameters(), *(probes.parameters() if probes else [])], loss, steps, lr, 0.1, 'CLIP', progress)
     return model.eval().requires_grad_(False), losses
 
 # %% ../nbs/13_shapes_models.ipynb #dce55fec
@@ -293,17 +336,19 @@ def build_unet(seed:int=0):
     return UNet2DConditionModel(**UNET_CONFIG)
 
 # %% ../nbs/13_shapes_models.ipynb #663d3333
-SCHEDULE = dict(num_train_timesteps=1000, beta_schedule='scaled_linear', beta_start=0.00085, beta_end=0.012)
+SD15_SCHEDULE = dict(num_train_timesteps=1000, beta_schedule='scaled_linear', beta_start=0.00085, beta_end=0.012)
+SCHEDULE = {**SD15_SCHEDULE, 'rescale_betas_zero_snr': True, 'prediction_type': 'v_prediction', 'timestep_spacing': 'trailing'}
 
 def train_scheduler(schedule:dict|None=None):
     "The DDPM noise schedule the UNet is trained with (`schedule`'s arguments, default `SCHEDULE`)."
     from diffusers import DDPMScheduler
     return DDPMScheduler(**(schedule or SCHEDULE))
 
-def sample_scheduler():
-    "The scheduler the shipped pipeline samples with."
+def sample_scheduler(schedule:dict|None=None):
+    "The scheduler the shipped pipeline samples with: DPM-Solver++ on `schedule` (default `SCHEDULE`)."
     from diffusers import DPMSolverMultistepScheduler
-    return DPMSolverMultistepScheduler(**SCHEDULE)
+    # steps_offset only moves 'leading' time steps; 1 is what StableDiffusionPipeline expects (it warns otherwise)
+    return DPMSolverMultistepScheduler(**{**(schedule or SCHEDULE), 'steps_offset': 1})
 
 # %% ../nbs/13_shapes_models.ipynb #484e7502
 @torch.no_grad()
@@ -385,9 +430,9 @@ BUDGETS = {'clip_data': 30_000, 'clip_steps': 2500, 'vae_data': 20_000, 'vae_ste
            'gen_data': 30_000, 'gen_steps': 3000, 'quality_data': 15_000, 'quality_steps': 3000, 'policy_pairs': 20_000, 'policy_steps': 1500}
 
 def _stage(work:Path, name:str, key:dict, train, save)->dict:
-    "Run `train()` -> (model, losses) and `save(model, work/name)` unless `work/name.json` records the same `key`; return the record."
+    "Run `train()` -> (model, losses) and `save(model, work/name)` unless `work/name` is there and `work/name.json` records the same `key`; return the record."
     rec_file = work/f'{name}.json'
-    if rec_file.exists() and json.loads(rec_file.read_text())['key'] == key: return json.loads(rec_file.read_text())
+    if rec_file.exists() and (work/name).exists() and json.loads(rec_file.read_text())['key'] == key: return json.loads(rec_file.read_text())
     t0 = time.perf_counter(); model, losses = train()
     save(model, work/name)
     rec = {'key': key, 'minutes': (time.perf_counter() - t0) / 60, 'losses_per_50_steps': [float(np.mean(losses[i:i+50])) for i in range(0, len(losses), 50)]}
@@ -425,18 +470,20 @@ def build_shapes_models(
     work = Path(work or cache_root()/f'shapes-build-s{seed}'); work.mkdir(parents=True, exist_ok=True)
     k = lambda *ks: {'seed': seed, **{x: b[x] for x in ks}}
     rec = {'seed': seed, 'budgets': b}
-    rec['clip'] = _stage(work, 'clip', k('clip_data', 'clip_steps'), lambda: train_clip(world_data(b['clip_data'], seed + 2), b['clip_steps'], seed=seed, progress=progress), save_clip)
+    rec['clip'] = _stage(work, 'clip', {**k('clip_data', 'clip_steps'), 'negatives': 'caption swap', 'probes': True},
+                         lambda: train_clip(world_data(b['clip_data'], seed + 2), b['clip_steps'], seed=seed, progress=progress), save_clip)
     clip = load_clip(work/'clip')
     rec['vae'] = _stage(work, 'vae', k('vae_data', 'vae_steps'), lambda: train_vae(world_data(b['vae_data'], seed, p_clean=0.7), b['vae_steps'], seed=seed, progress=progress),
                         lambda m, p: m.save_pretrained(p))
     rec['decoder'] = _stage(work, 'decoder', {**k('decoder_data', 'decoder_steps'), 'vae': rec['vae']['key']},
                             lambda: sharpen_decoder(AutoencoderKL.from_pretrained(work/'vae'), world_data(b['decoder_data'], seed + 4, p_clean=0.7),
                                                     b['decoder_steps'], seed=seed, progress=progress), lambda m, p: m.save_pretrained(p))
-    vae, te = AutoencoderKL.from_pretrained(work/'vae').eval().requires_grad_(False), clip_text_encoder(clip)
+    # the UNet learns the latents of the autoencoder as shipped (fp16)
+    vae, te = AutoencoderKL.from_pretrained(work/'vae').half().float().eval().requires_grad_(False), clip_text_encoder(clip)
     def gen():
         unet, tok, losses = train_generator(vae, te, world_data(b['gen_data'], seed + 1), b['gen_steps'], seed=seed, progress=progress)
         return assemble_pipeline(vae, te, unet, tok), losses
-    rec['generator'] = _stage(work, 'generator', {**k('gen_data', 'gen_steps'), 'unet': list(UNET_CONFIG['block_out_channels']), 'clip': rec['clip']['key'],
+    rec['generator'] = _stage(work, 'generator', {**k('gen_data', 'gen_steps'), 'unet': list(UNET_CONFIG['block_out_channels']), 'schedule': SCHEDULE, 'clip': rec['clip']['key'],
                                                 'vae': rec['vae']['key']}, gen, save_generator)
     rec['quality'] = _stage(work, 'quality.safetensors', {**k('quality_data', 'quality_steps'), 'clip': rec['clip']['key']},
                             lambda: train_quality(clip, world_data(b['quality_data'], seed + 3), b['quality_steps'], seed=seed, progress=progress), save_quality)
