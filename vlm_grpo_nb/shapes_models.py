@@ -174,6 +174,9 @@ def clip_tokens(texts:list[str])->Tensor:
     return open_clip.tokenize(list(texts), context_length=CLIP_CONFIG['text_cfg']['context_length'])
 
 # %% ../nbs/13_shapes_models.ipynb #b18c237e
+ATTRIBUTES = ('shape', 'colour', 'size', 'position')
+_VALUES = {'colour': tuple(S.COLOURS), 'shape': tuple(S.SHAPES), 'size': tuple(S.SIZES), 'position': tuple(S.POSITIONS)}
+
 def swap_attribute(
     scene:S.Scene, rng:np.random.Generator,
     kinds:tuple=('colour', 'shape', 'size', 'position'), # the attributes that may change
@@ -182,16 +185,12 @@ def swap_attribute(
     o = scene.objects[0]
     while True:
         kind = kinds[rng.integers(len(kinds))]
-        new = str(rng.choice([v for v in {'colour': S.COLOURS, 'shape': S.SHAPES, 'size': S.SIZES, 'position': S.POSITIONS}[kind]
-                              if v != getattr(o, kind)]))
-        o2 = S.Obj(**{**{k: getattr(o, k) for k in ('shape', 'colour', 'size', 'position')}, kind: new})
+        new = str(rng.choice([v for v in _VALUES[kind] if v != getattr(o, kind)]))
+        o2 = S.Obj(**{**{k: getattr(o, k) for k in ATTRIBUTES}, kind: new})
         if S.pair_split(o2.colour, o2.shape) == 'train' and S.visible(o2.colour, scene.background): break
     return S.Scene([o2, *scene.objects[1:]], scene.background, scene.quality)
 
 # %% ../nbs/13_shapes_models.ipynb #neg00002
-ATTRIBUTES = ('shape', 'colour', 'size', 'position')
-_VALUES = {'colour': S.COLOURS, 'shape': S.SHAPES, 'size': S.SIZES, 'position': tuple(S.POSITIONS)}
-
 def _name_re(name): return re.compile(r'\b(' + '|'.join(re.escape(w) for w in sorted(S.WORDS[name], key=len, reverse=True)) + r')\b')
 
 def hard_negative(
@@ -515,8 +514,6 @@ def generate(generator, prompts:list[str], seeds:list[int])->np.ndarray:
     return (generator.generate_images(list(prompts), list(seeds)).tensors.cpu().permute(0, 2, 3, 1) * 255).round().byte().numpy()
 
 # %% ../nbs/13_shapes_models.ipynb #34b345cb
-ATTRIBUTES = ('shape', 'colour', 'size', 'position')
-
 def verdict_stats(verdicts:list)->dict:
     "Per-attribute accuracy over named attributes, all-named-attributes share, quality, pass rate and judge score."
     out = {}
