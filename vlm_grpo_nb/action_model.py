@@ -16,8 +16,9 @@ from .tiny import resolve_model, quiet, ModelNotAvailable
 from .action_data import CLIP_MEAN, CLIP_STD
 
 # %% auto #0
-__all__ = ['log', 'QWEN25_05B', 'VisionTower', 'load_vision_tower', 'use_4bit', 'load_language_model', 'add_action_lora',
-           'PatchProjector', 'PooledProjector', 'pool_tokens', 'mlp', 'VLMActionAgent', 'format_summary', 'meta_agent']
+__all__ = ['log', 'QWEN25_05B', 'VisionTower', 'ResNetTokens', 'load_vision_tower', 'use_4bit', 'load_language_model',
+           'add_action_lora', 'PatchProjector', 'PooledProjector', 'pool_tokens', 'mlp', 'VLMActionAgent',
+           'format_summary', 'meta_agent']
 
 # %% ../nbs/16_action_model.ipynb #383e1a6b
 log = get_logger(__name__)
@@ -69,20 +70,35 @@ def forward(self:VisionTower, images:Tensor, features:str='patch')->Tensor:
         pooled, tokens = out.image_embeds, self.model.vision_model.post_layernorm(out.last_hidden_state[:, 1:])
     return tokens if features == 'patch' else pooled
 
+# %% ../nbs/16_action_model.ipynb #rnt00001
+class ResNetTokens(nn.Module):
+    "open_clip's `ModifiedResNet` returning (pooled, tokens) as its ViT does with `output_tokens`: one token per cell of the last stage's map."
+    def __init__(self, resnet:nn.Module):
+        super().__init__()
+        self.resnet = resnet
+    def forward(self, x:Tensor)->tuple:
+        r = self.resnet
+        x = r.layer4(r.layer3(r.layer2(r.layer1(r.stem(x)))))
+        return r.attnpool(x), x.flatten(2).transpose(1, 2)
+
 # %% ../nbs/16_action_model.ipynb #4bd2ff17
 def _open_clip_tower(location:str, device:torch.device)->VisionTower:
-    "The vision half of the open_clip model at `location` (e.g. 'local-dir:/path'), frozen, returning its tokens too."
+    "The vision half (ViT or ResNet) of the open_clip model at `location` (e.g. 'local-dir:/path'), frozen, returning its tokens too."
     import open_clip
     from open_clip.model import get_model_preprocess_cfg
     with quiet(): model, _, _ = open_clip.create_model_and_transforms(location, device=device)
     vis, pc = model.visual, get_model_preprocess_cfg(model)
+    mean, std = pc.get('mean', CLIP_MEAN), pc.get('std', CLIP_STD)
+    if type(vis).__name__ == 'ModifiedResNet':
+        g = vis.image_size // 32
+        return VisionTower(ResNetTokens(vis), 'open_clip', vis.image_size, (g, g), vis.attnpool.positional_embedding.shape[1],
+                           vis.output_dim, mean, std, location)
     if not hasattr(vis, 'grid_size') or not hasattr(vis, 'output_tokens'):
-        raise ValueError(f"vision model {location!r} is a {type(vis).__name__}, not a vision transformer; the action agent "
-                         "needs a ViT CLIP (its patch tokens, or set action_settings.model.vision_features='pooled')")
+        raise ValueError(f"vision model {location!r} is a {type(vis).__name__}, neither a vision transformer nor a ResNet; the "
+                         "action agent needs a ViT or ResNet CLIP (its patch tokens, or set action_settings.model.vision_features='pooled')")
     vis.output_tokens = True
     size = vis.image_size[0] if isinstance(vis.image_size, (tuple, list)) else vis.image_size
-    return VisionTower(vis, 'open_clip', size, vis.grid_size, vis.transformer.width, vis.output_dim,
-                       pc.get('mean', CLIP_MEAN), pc.get('std', CLIP_STD), location)
+    return VisionTower(vis, 'open_clip', size, vis.grid_size, vis.transformer.width, vis.output_dim, mean, std, location)
 
 # %% ../nbs/16_action_model.ipynb #ca539c2e
 def _hf_tower(model:nn.Module, name:str='')->VisionTower:

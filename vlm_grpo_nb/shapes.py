@@ -147,16 +147,17 @@ def render(
     seed:int,           # jitter and noise come from np.random.default_rng(seed)
     size:int=SIZE,      # image side in pixels
     boxes:bool=False,   # also return the objects' bounding boxes
+    fills:list|None=None, # an RGB fill per object instead of its named colour (recoloured training views)
 )->np.ndarray|tuple:    # (size, size, 3) uint8, and the boxes [(x0, y0, x1, y1), ...] if `boxes`
     "Draw `scene` antialiased at `size` x `size` and apply its degradations; deterministic in (scene, seed)."
     rng, S = np.random.default_rng(seed), size * _SUPER
     im = Image.new('RGB', (S, S), BACKGROUNDS[scene.background])
     draw, out = ImageDraw.Draw(im), []
-    for o in scene.objects:
+    for i, o in enumerate(scene.objects):
         side = SIZE_FRACTION[o.size] * rng.uniform(1 - SIZE_JITTER, 1 + SIZE_JITTER)
         cx, cy = np.array(POSITIONS[o.position]) + rng.uniform(-POSITION_JITTER, POSITION_JITTER, 2)
         pts = np.array(shape_polygon(o.shape, cx, cy, side))
-        draw.polygon([tuple(p) for p in pts * S], fill=COLOURS[o.colour])
+        draw.polygon([tuple(p) for p in pts * S], fill=COLOURS[o.colour] if fills is None else tuple(int(v) for v in fills[i]))
         out.append(tuple(float(v) for v in (*pts.min(0) * size, *pts.max(0) * size)))
     img = degrade(np.asarray(im.resize((size, size), Image.BOX)), scene.quality, rng)
     return (img, out) if boxes else img

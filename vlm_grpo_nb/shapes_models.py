@@ -19,16 +19,18 @@ from .tiny import SHAPES_DIR, write_clip_tokenizer, quiet
 from .clip_reward import AestheticHead
 
 # %% auto #0
-__all__ = ['log', 'VAE_CONFIG', 'CLIP_CONFIG', 'CLIP_NORM', 'ATTRIBUTES', 'UNET_CONFIG', 'SD15_SCHEDULE', 'SCHEDULE', 'BUDGETS',
-           'SFT_MIX', 'POLICY_VOCAB', 'POLICY_CONFIG', 'world_data', 'to_unit', 'from_unit', 'build_vae', 'recon_loss',
-           'vae_loss', 'train_loop', 'train_vae', 'latent_means', 'sharpen_decoder', 'build_clip', 'clip_images',
-           'clip_tokens', 'swap_attribute', 'hard_negative', 'attribute_labels', 'clip_batch_loss', 'train_clip',
-           'save_clip', 'clip_image_features', 'train_quality', 'save_quality', 'clip_text_encoder', 'build_unet',
-           'train_scheduler', 'sample_scheduler', 'encode_latents', 'clip_tokenizer_hf', 'encode_captions',
-           'diffusion_loss', 'train_generator', 'assemble_pipeline', 'save_generator', 'swap_decoder', 'load_clip',
-           'build_shapes_models', 'heldout_cases', 'generate', 'verdict_stats', 'one_attribute_distractors',
-           'clip_retrieval', 'quality_spearman', 'headroom', 'verdict_title', 'prompt_of', 'sft_rewrite',
-           'world_tokenizer', 'sft_batch', 'build_policy', 'train_policy', 'save_policy']
+__all__ = ['log', 'VAE_CONFIG', 'CLIP_CONFIG', 'CLIP_NORM', 'ATTRIBUTES', 'FILL_MIN_CHROMA', 'FILL_HUE_MARGIN', 'IMAGE_TOWER',
+           'TOWER_CLIP_CONFIG', 'UNET_CONFIG', 'SD15_SCHEDULE', 'SCHEDULE', 'BUDGETS', 'SFT_MIX', 'POLICY_VOCAB',
+           'POLICY_CONFIG', 'world_data', 'to_unit', 'from_unit', 'build_vae', 'recon_loss', 'vae_loss', 'train_loop',
+           'train_vae', 'latent_means', 'sharpen_decoder', 'build_clip', 'clip_images', 'clip_tokens', 'swap_attribute',
+           'hard_negative', 'attribute_labels', 'clip_batch_loss', 'train_clip', 'save_clip', 'free_fill',
+           'recoloured_views', 'clip_text_features', 'train_image_tower', 'clip_image_features', 'train_quality',
+           'save_quality', 'clip_text_encoder', 'build_unet', 'train_scheduler', 'sample_scheduler', 'encode_latents',
+           'clip_tokenizer_hf', 'encode_captions', 'diffusion_loss', 'train_generator', 'assemble_pipeline',
+           'save_generator', 'swap_decoder', 'load_clip', 'build_shapes_models', 'heldout_cases', 'generate',
+           'verdict_stats', 'one_attribute_distractors', 'clip_retrieval', 'quality_spearman', 'headroom',
+           'verdict_title', 'prompt_of', 'sft_rewrite', 'world_tokenizer', 'sft_batch', 'build_policy', 'train_policy',
+           'save_policy']
 
 # %% ../nbs/13_shapes_models.ipynb #d69679c3
 log = get_logger(__name__)
@@ -261,13 +263,87 @@ def train_clip(
     return model.eval().requires_grad_(False), losses
 
 # %% ../nbs/13_shapes_models.ipynb #dce55fec
-def save_clip(model, dest:str|Path)->Path:
-    "Write `model` as `open_clip_config.json` + fp16 `open_clip_model.safetensors` into `dest`."
+def save_clip(model, dest:str|Path, config:dict|None=None)->Path:
+    "Write `model` (built from `config`, by default `CLIP_CONFIG`) as `open_clip_config.json` + fp16 `open_clip_model.safetensors` into `dest`."
     from safetensors.torch import save_file
     dest = Path(dest); dest.mkdir(parents=True, exist_ok=True)
-    (dest/'open_clip_config.json').write_text(json.dumps({'model_cfg': CLIP_CONFIG, 'preprocess_cfg': CLIP_NORM}, indent=2))
+    (dest/'open_clip_config.json').write_text(json.dumps({'model_cfg': config or CLIP_CONFIG, 'preprocess_cfg': CLIP_NORM}, indent=2))
     save_file({k: v.detach().to(torch.float16).contiguous() for k, v in model.state_dict().items()}, str(dest/'open_clip_model.safetensors'))
     return dest
+
+# %% ../nbs/13_shapes_models.ipynb #twr00002
+FILL_MIN_CHROMA, FILL_HUE_MARGIN = 60.0, 15.0  # a view's fill: chroma at least this; hue this many degrees from a held-out colour
+
+def free_fill(
+    shape:str, background:str,
+    rng:np.random.Generator,
+)->tuple:                     # (r, g, b)
+    "A random visible RGB fill for `shape` on `background` that the judge names a colour not held out with `shape`, its hue at least `FILL_HUE_MARGIN` degrees from every such colour."
+    names = [c for c, s in S.HELDOUT_PAIRS if s == shape]
+    held = [S.COLOURS[c] for c in names]
+    hue = lambda rgb: np.arctan2(*S.chroma(np.asarray(rgb, float))[::-1])
+    while True:
+        rgb = tuple(int(v) for v in rng.integers(0, 256, 3))
+        if np.linalg.norm(S.chroma(np.asarray(rgb, float))) < FILL_MIN_CHROMA: continue
+        if np.linalg.norm(np.subtract(rgb, S.BACKGROUNDS[background])) < S.MIN_CONTRAST: continue
+        if S.nearest_colour(S.chroma(np.asarray(rgb, float))) in names: continue
+        if all(abs(np.angle(np.exp(1j * (hue(rgb) - hue(h))))) > np.radians(FILL_HUE_MARGIN) for h in held): return rgb
+
+# %% ../nbs/13_shapes_models.ipynb #twr00005
+def recoloured_views(scenes:list, seed:int)->np.ndarray:
+    "(N,64,64,3) uint8 renders of one-object `scenes` with the object in a `free_fill` colour."
+    rng = np.random.default_rng(seed)
+    fills = [free_fill(s.objects[0].shape, s.background, rng) for s in scenes]
+    return np.stack([S.render(s, int(k), fills=[f]) for s, f, k in zip(scenes, fills, rng.integers(2**31, size=len(scenes)))])
+
+# %% ../nbs/13_shapes_models.ipynb #twr00008
+IMAGE_TOWER = {'image_size': S.SIZE, 'layers': [1, 1, 1, 1], 'width': 24, 'head_width': 32}  # open_clip's ModifiedResNet
+TOWER_CLIP_CONFIG = {**CLIP_CONFIG, 'vision_cfg': IMAGE_TOWER}  # the shipped CLIP: the locked text tower and this image tower
+
+@torch.no_grad()
+def clip_text_features(model, texts:list[str], batch_size:int=512)->Tensor:
+    "Unit-norm CLIP text embeddings (N, embed_dim)."
+    return F.normalize(torch.cat([model.encode_text(clip_tokens(texts[i:i+batch_size])) for i in range(0, len(texts), batch_size)]), dim=-1)
+
+# %% ../nbs/13_shapes_models.ipynb #twr00009
+def train_image_tower(
+    clip_model,               # a trained CLIP whose text tower is kept, locked
+    data:dict,                # `world_data(...)`
+    steps:int=1500,
+    batch_size:int=96,
+    lr:float=1e-3,
+    seed:int=0,
+    quality_weight:float=1.0, # weight of the quality probe's squared error
+    views:bool=True,          # the shape, size and position probes also read recoloured views
+    progress:bool=True,
+)->tuple:                     # (CLIP of `TOWER_CLIP_CONFIG` in eval mode, losses)
+    "A new image tower (`IMAGE_TOWER`) trained from scratch against `clip_model`'s locked text tower, with hard negatives, probes and recoloured views."
+    import open_clip
+    from open_clip.loss import ClipLoss
+    set_seed(seed); model = open_clip.CLIP(**TOWER_CLIP_CONFIG)
+    model.load_state_dict({k: v for k, v in clip_model.state_dict().items() if not k.startswith('visual.')}, strict=False)
+    for n, p in model.named_parameters(): p.requires_grad_(n.startswith('visual.') or n == 'logit_scale')
+    rng, g, e = np.random.default_rng(seed), torch.Generator().manual_seed(seed), CLIP_CONFIG['embed_dim']
+    X, q = clip_images(data['images']), torch.from_numpy(data['quality'])
+    T = clip_text_features(clip_model, data['captions'])
+    N = clip_text_features(clip_model, [hard_negative(c, s, rng) for c, s in zip(data['captions'], data['scenes'])])
+    V = clip_images(recoloured_views(data['scenes'], seed + 7)) if views else None
+    y_img, y_txt = attribute_labels(data['scenes'], data['captions'])
+    probes, qprobe, clip_loss = torch.nn.ModuleList(torch.nn.Linear(e, len(_VALUES[a])) for a in ATTRIBUTES), torch.nn.Linear(e, 1), ClipLoss()
+    def loss(i):
+        j = torch.randint(0, len(X), (batch_size,), generator=g)
+        img, scale = F.normalize(model.encode_image(X[j]), dim=-1), model.logit_scale.exp()
+        L = clip_loss(img, T[j], scale) + F.cross_entropy(scale * img @ torch.cat([T[j], N[j]]).T, torch.arange(batch_size))
+        for a, probe in enumerate(probes):
+            L = L + F.cross_entropy(probe(10 * img), y_img[j, a]) + F.cross_entropy(probe(10 * T[j]), y_txt[j, a], ignore_index=-100)
+        L = L + quality_weight * F.mse_loss(qprobe(10 * img).squeeze(-1), q[j])
+        if views:
+            k = j[:batch_size // 2]; v = F.normalize(model.encode_image(V[k]), dim=-1)
+            L = L + sum(F.cross_entropy(probe(10 * v), y_img[k, a]) for a, probe in enumerate(probes) if ATTRIBUTES[a] != 'colour')
+        return L
+    params = [p for p in model.parameters() if p.requires_grad] + [*probes.parameters(), *qprobe.parameters()]
+    losses = train_loop(params, loss, steps, lr, 0.1, 'image tower', progress)
+    return model.eval().requires_grad_(False), losses
 
 # %% ../nbs/13_shapes_models.ipynb #13a6dc9b
 @torch.no_grad()
@@ -425,7 +501,7 @@ def save_generator(pipe, dest:str|Path)->Path:
     return dest
 
 # %% ../nbs/13_shapes_models.ipynb #34579112
-BUDGETS = {'clip_data': 30_000, 'clip_steps': 2500, 'vae_data': 20_000, 'vae_steps': 4000, 'decoder_data': 10_000, 'decoder_steps': 2400,
+BUDGETS = {'clip_data': 30_000, 'clip_steps': 2500, 'tower_steps': 1500, 'vae_data': 20_000, 'vae_steps': 4000, 'decoder_data': 10_000, 'decoder_steps': 2400,
            'gen_data': 30_000, 'gen_steps': 3000, 'quality_data': 15_000, 'quality_steps': 3000, 'policy_pairs': 20_000, 'policy_steps': 1500}
 
 def _stage(work:Path, name:str, key:dict, train, save)->dict:
@@ -462,7 +538,7 @@ def build_shapes_models(
     work:str|Path|None=None,     # the stages' work folder (default: in the cache)
     progress:bool=True,
 )->dict:                         # the training record written to `training.json`
-    "Train CLIP, the autoencoder, the generator, the quality head and the SFT policy of the `shapes` preset; copy them into `dest`."
+    "Train CLIP (then its image tower again), the autoencoder, the generator, the quality head and the SFT policy of the `shapes` preset; copy them into `dest`."
     from diffusers import AutoencoderKL
     from vlm_grpo_nb.tiny import cache_root
     b, dest = {**BUDGETS, **(budgets or {})}, Path(dest)
@@ -472,6 +548,10 @@ def build_shapes_models(
     rec['clip'] = _stage(work, 'clip', {**k('clip_data', 'clip_steps'), 'negatives': 'caption swap', 'probes': True},
                          lambda: train_clip(world_data(b['clip_data'], seed + 2), b['clip_steps'], seed=seed, progress=progress), save_clip)
     clip = load_clip(work/'clip')
+    rec['tower'] = _stage(work, 'tower', {**k('clip_data', 'tower_steps'), 'clip': rec['clip']['key'], 'image_tower': IMAGE_TOWER, 'views': 'recoloured', 'quality_probe': 1.0},
+                          lambda: train_image_tower(clip, world_data(b['clip_data'], seed + 2), b['tower_steps'], seed=seed, progress=progress),
+                          lambda m, p: save_clip(m, p, TOWER_CLIP_CONFIG))
+    reward_clip = load_clip(work/'tower')
     rec['vae'] = _stage(work, 'vae', k('vae_data', 'vae_steps'), lambda: train_vae(world_data(b['vae_data'], seed, p_clean=0.7), b['vae_steps'], seed=seed, progress=progress),
                         lambda m, p: m.save_pretrained(p))
     rec['decoder'] = _stage(work, 'decoder', {**k('decoder_data', 'decoder_steps'), 'vae': rec['vae']['key']},
@@ -484,16 +564,16 @@ def build_shapes_models(
         return assemble_pipeline(vae, te, unet, tok), losses
     rec['generator'] = _stage(work, 'generator', {**k('gen_data', 'gen_steps'), 'unet': list(UNET_CONFIG['block_out_channels']), 'schedule': SCHEDULE, 'clip': rec['clip']['key'],
                                                 'vae': rec['vae']['key']}, gen, save_generator)
-    rec['quality'] = _stage(work, 'quality.safetensors', {**k('quality_data', 'quality_steps'), 'clip': rec['clip']['key']},
-                            lambda: train_quality(clip, world_data(b['quality_data'], seed + 3), b['quality_steps'], seed=seed, progress=progress), save_quality)
+    rec['quality'] = _stage(work, 'quality.safetensors', {**k('quality_data', 'quality_steps'), 'clip': rec['tower']['key']},
+                            lambda: train_quality(reward_clip, world_data(b['quality_data'], seed + 3), b['quality_steps'], seed=seed, progress=progress), save_quality)
     def pol():
         model, tok, losses, kinds = train_policy(b['policy_pairs'], b['policy_steps'], seed=seed, progress=progress)
         return (model, tok), losses
     rec['policy'] = _stage(work, 'policy', k('policy_pairs', 'policy_steps'), pol, lambda m, p: save_policy(*m, p))
     dest.mkdir(parents=True, exist_ok=True)
-    for name in ('clip', 'generator', 'quality.safetensors', 'policy'):
+    for name, src in (('clip', 'tower'), ('generator', 'generator'), ('quality.safetensors', 'quality.safetensors'), ('policy', 'policy')):
         if (dest/name).is_dir(): shutil.rmtree(dest/name)
-        (shutil.copytree if (work/name).is_dir() else shutil.copy)(work/name, dest/name)
+        (shutil.copytree if (work/src).is_dir() else shutil.copy)(work/src, dest/name)
     swap_decoder(dest/'generator', work/'decoder')
     (dest/'training.json').write_text(json.dumps(rec, indent=1))
     return rec
