@@ -24,11 +24,11 @@ __all__ = ['log', 'VAE_CONFIG', 'CLIP_CONFIG', 'CLIP_NORM', 'ATTRIBUTES', 'FILL_
            'POLICY_CONFIG', 'world_data', 'to_unit', 'from_unit', 'build_vae', 'recon_loss', 'vae_loss', 'train_loop',
            'train_vae', 'latent_means', 'sharpen_decoder', 'build_clip', 'clip_images', 'clip_tokens', 'swap_attribute',
            'hard_negative', 'attribute_labels', 'clip_batch_loss', 'train_clip', 'save_clip', 'free_fill',
-           'recoloured_views', 'clip_text_features', 'train_image_tower', 'clip_image_features', 'train_quality',
-           'save_quality', 'clip_text_encoder', 'build_unet', 'train_scheduler', 'sample_scheduler', 'encode_latents',
-           'clip_tokenizer_hf', 'encode_captions', 'diffusion_loss', 'train_generator', 'assemble_pipeline',
-           'save_generator', 'swap_decoder', 'load_clip', 'build_shapes_models', 'heldout_cases', 'generate',
-           'verdict_stats', 'one_attribute_distractors', 'clip_retrieval', 'quality_spearman', 'headroom',
+           'recoloured_views', 'clip_text_features', 'grey', 'train_image_tower', 'clip_image_features',
+           'train_quality', 'save_quality', 'clip_text_encoder', 'build_unet', 'train_scheduler', 'sample_scheduler',
+           'encode_latents', 'clip_tokenizer_hf', 'encode_captions', 'diffusion_loss', 'train_generator',
+           'assemble_pipeline', 'save_generator', 'swap_decoder', 'load_clip', 'build_shapes_models', 'heldout_cases',
+           'generate', 'verdict_stats', 'one_attribute_distractors', 'clip_retrieval', 'quality_spearman', 'headroom',
            'verdict_title', 'prompt_of', 'sft_rewrite', 'world_tokenizer', 'sft_batch', 'build_policy', 'train_policy',
            'save_policy']
 
@@ -280,14 +280,14 @@ def free_fill(
 )->tuple:                     # (r, g, b)
     "A random visible RGB fill for `shape` on `background` that the judge names a colour not held out with `shape`, its hue at least `FILL_HUE_MARGIN` degrees from every such colour."
     names = [c for c, s in S.HELDOUT_PAIRS if s == shape]
-    held = [S.COLOURS[c] for c in names]
-    hue = lambda rgb: np.arctan2(*S.chroma(np.asarray(rgb, float))[::-1])
+    hue = lambda c: np.arctan2(c[1], c[0])
+    held = [hue(S.chroma(np.array(S.COLOURS[n], float))) for n in names]
     while True:
         rgb = tuple(int(v) for v in rng.integers(0, 256, 3))
-        if np.linalg.norm(S.chroma(np.asarray(rgb, float))) < FILL_MIN_CHROMA: continue
-        if np.linalg.norm(np.subtract(rgb, S.BACKGROUNDS[background])) < S.MIN_CONTRAST: continue
-        if S.nearest_colour(S.chroma(np.asarray(rgb, float))) in names: continue
-        if all(abs(np.angle(np.exp(1j * (hue(rgb) - hue(h))))) > np.radians(FILL_HUE_MARGIN) for h in held): return rgb
+        c = S.chroma(np.array(rgb, float))
+        if np.linalg.norm(c) < FILL_MIN_CHROMA or np.linalg.norm(np.subtract(rgb, S.BACKGROUNDS[background])) < S.MIN_CONTRAST: continue
+        if S.nearest_colour(c) in names: continue
+        if all(abs(np.angle(np.exp(1j * (hue(c) - h)))) > np.radians(FILL_HUE_MARGIN) for h in held): return rgb
 
 # %% ../nbs/13_shapes_models.ipynb #twr00005
 def recoloured_views(scenes:list, seed:int)->np.ndarray:
@@ -305,6 +305,13 @@ def clip_text_features(model, texts:list[str], batch_size:int=512)->Tensor:
     "Unit-norm CLIP text embeddings (N, embed_dim)."
     return F.normalize(torch.cat([model.encode_text(clip_tokens(texts[i:i+batch_size])) for i in range(0, len(texts), batch_size)]), dim=-1)
 
+# %% ../nbs/13_shapes_models.ipynb #twr00011
+def grey(x:Tensor)->Tensor:
+    "CLIP-normalised images -> their luminance in all three channels, normalised the same way."
+    mean, std = torch.tensor(CLIP_NORM['mean'])[:, None, None], torch.tensor(CLIP_NORM['std'])[:, None, None]
+    lum = ((x * std + mean) * torch.tensor([0.299, 0.587, 0.114])[:, None, None]).sum(1, keepdim=True)
+    return (lum.expand(-1, 3, -1, -1) - mean) / std
+
 # %% ../nbs/13_shapes_models.ipynb #twr00009
 def train_image_tower(
     clip_model,               # a trained CLIP whose text tower is kept, locked
@@ -314,20 +321,21 @@ def train_image_tower(
     lr:float=1e-3,
     seed:int=0,
     quality_weight:float=1.0, # weight of the quality probe's squared error
-    views:bool=True,          # the shape, size and position probes also read recoloured views
+    views:str='recoloured',   # what the shape, size and position probes also read: 'recoloured' views, 'grey' (the images' luminance) or 'none'
+    tower:dict=IMAGE_TOWER,   # open_clip vision_cfg of the new tower
     progress:bool=True,
-)->tuple:                     # (CLIP of `TOWER_CLIP_CONFIG` in eval mode, losses)
-    "A new image tower (`IMAGE_TOWER`) trained from scratch against `clip_model`'s locked text tower, with hard negatives, probes and recoloured views."
+)->tuple:                     # (CLIP of `{**CLIP_CONFIG, 'vision_cfg': tower}` in eval mode, losses)
+    "A new image tower trained from scratch against `clip_model`'s locked text tower, with hard negatives, probes and extra views."
     import open_clip
     from open_clip.loss import ClipLoss
-    set_seed(seed); model = open_clip.CLIP(**TOWER_CLIP_CONFIG)
+    set_seed(seed); model = open_clip.CLIP(**{**CLIP_CONFIG, 'vision_cfg': tower})
     model.load_state_dict({k: v for k, v in clip_model.state_dict().items() if not k.startswith('visual.')}, strict=False)
     for n, p in model.named_parameters(): p.requires_grad_(n.startswith('visual.') or n == 'logit_scale')
     rng, g, e = np.random.default_rng(seed), torch.Generator().manual_seed(seed), CLIP_CONFIG['embed_dim']
     X, q = clip_images(data['images']), torch.from_numpy(data['quality'])
     T = clip_text_features(clip_model, data['captions'])
     N = clip_text_features(clip_model, [hard_negative(c, s, rng) for c, s in zip(data['captions'], data['scenes'])])
-    V = clip_images(recoloured_views(data['scenes'], seed + 7)) if views else None
+    V = clip_images(recoloured_views(data['scenes'], seed + 7)) if views == 'recoloured' else None
     y_img, y_txt = attribute_labels(data['scenes'], data['captions'])
     probes, qprobe, clip_loss = torch.nn.ModuleList(torch.nn.Linear(e, len(_VALUES[a])) for a in ATTRIBUTES), torch.nn.Linear(e, 1), ClipLoss()
     def loss(i):
@@ -337,8 +345,8 @@ def train_image_tower(
         for a, probe in enumerate(probes):
             L = L + F.cross_entropy(probe(10 * img), y_img[j, a]) + F.cross_entropy(probe(10 * T[j]), y_txt[j, a], ignore_index=-100)
         L = L + quality_weight * F.mse_loss(qprobe(10 * img).squeeze(-1), q[j])
-        if views:
-            k = j[:batch_size // 2]; v = F.normalize(model.encode_image(V[k]), dim=-1)
+        if views != 'none':
+            k = j[:batch_size // 2]; v = F.normalize(model.encode_image(V[k] if V is not None else grey(X[k])), dim=-1)
             L = L + sum(F.cross_entropy(probe(10 * v), y_img[k, a]) for a, probe in enumerate(probes) if ATTRIBUTES[a] != 'colour')
         return L
     params = [p for p in model.parameters() if p.requires_grad] + [*probes.parameters(), *qprobe.parameters()]
