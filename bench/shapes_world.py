@@ -23,7 +23,9 @@ def main():
     t0, out = time.time(), {'n': a.n, 'seeds': a.seeds, 'generator': repr(gen)}
     cases = M.heldout_cases(a.n, seed=1000)
     ims = M.generate(gen, [c['detailed'] for c in cases], [10_000 + i for i in range(a.n)])
-    out['faithfulness'] = M.verdict_stats(S.judge_batch(list(ims), [c['detailed'] for c in cases]))
+    verdicts = S.judge_batch(list(ims), [c['detailed'] for c in cases])
+    out['faithfulness'] = M.verdict_stats(verdicts)
+    out['faithfulness_by_size'] = {z: M.verdict_stats([v for v, c in zip(verdicts, cases) if c['scene'].objects[0].size == z]) for z in S.SIZES}
     out['clip_retrieval'] = M.clip_retrieval(rew, cases, seed=20_000)
     out['quality_spearman'] = M.quality_spearman(rew, n=a.n * 2, seed=3000)
     out['headroom'] = {s: M.headroom(gen, rew, M.heldout_cases(a.n, seed=s), seed=s) for s in a.seeds}
@@ -31,7 +33,8 @@ def main():
     f = out['faithfulness']
     print(f"ShapesWorld on {a.n} held-out prompts ({out['seconds']:.0f} s)\n")
     print('| faithfulness to detailed captions | shape | colour | size | position | all named | quality | passes bar |\n|---|---|---|---|---|---|---|---|')
-    print(f"| generated | {f['shape']:.1%} | {f['colour']:.1%} | {f['size']:.1%} | {f['position']:.1%} | {f['attributes']:.1%} | {f['quality']:.2f} | {f['passes_quality']:.1%} |")
+    for name, f in (('generated', f), *((f'generated, {z} objects', out['faithfulness_by_size'][z]) for z in S.SIZES)):
+        print(f"| {name} | {f['shape']:.1%} | {f['colour']:.1%} | {f['size']:.1%} | {f['position']:.1%} | {f['attributes']:.1%} | {f['quality']:.2f} | {f['passes_quality']:.1%} |")
     r = out['clip_retrieval']
     print(f"\nCLIP zero-shot top-1 among one-attribute distractors: {r['all']:.1%} (beats every colour distractor {r['colour']:.1%}, "
           f"shape {r['shape']:.1%}, size {r['size']:.1%}, position {r['position']:.1%})")

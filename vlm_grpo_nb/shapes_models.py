@@ -510,7 +510,7 @@ def save_generator(pipe, dest:str|Path)->Path:
 
 # %% ../nbs/13_shapes_models.ipynb #34579112
 BUDGETS = {'clip_data': 30_000, 'clip_steps': 2500, 'tower_steps': 1500, 'vae_data': 20_000, 'vae_steps': 4000, 'decoder_data': 10_000, 'decoder_steps': 2400,
-           'gen_data': 30_000, 'gen_steps': 3000, 'quality_data': 15_000, 'quality_steps': 3000, 'policy_pairs': 20_000, 'policy_steps': 1500}
+           'gen_data': 30_000, 'gen_steps': 7000, 'quality_data': 15_000, 'quality_steps': 3000, 'policy_pairs': 20_000, 'policy_steps': 1500}
 
 def _stage(work:Path, name:str, key:dict, train, save)->dict:
     "Run `train()` -> (model, losses) and `save(model, work/name)` unless `work/name` is there and `work/name.json` records the same `key`; return the record."
