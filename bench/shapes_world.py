@@ -2,14 +2,15 @@
 
     python bench/shapes_world.py [--n 200] [--seeds 0 1 2] [--json out.json]
 
-Prints: the generator's faithfulness to detailed captions, CLIP's zero-shot retrieval among one-attribute distractors,
-the quality head's Spearman correlation with the renderer's labels, and the headroom (raw user prompt vs the
-grammar's oracle rewrite, same noise) with the reward's agreement, as mean and spread over seeds. Goals (issue 10):
+Prints: the generator's faithfulness to detailed captions (also by object size, next to the autoencoder's round trip of
+the renders, which bounds what any UNet drawing through it can reach), CLIP's zero-shot retrieval among one-attribute
+distractors, the quality head's Spearman correlation with the renderer's labels, and the headroom (raw user prompt vs
+the grammar's oracle rewrite, same noise) with the reward's agreement, as mean and spread over seeds. Goals (issue 10):
 faithfulness >= 80% for shape and colour, retrieval >= 90%, Spearman >= 0.8, oracle clearly above raw on quality without
 losing the user's attributes, agreement >= 80%.
 """
 import argparse, json, time
-import numpy as np
+import numpy as np, torch
 
 def main():
     ap = argparse.ArgumentParser(); ap.add_argument('--n', type=int, default=200); ap.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
@@ -25,7 +26,13 @@ def main():
     ims = M.generate(gen, [c['detailed'] for c in cases], [10_000 + i for i in range(a.n)])
     verdicts = S.judge_batch(list(ims), [c['detailed'] for c in cases])
     out['faithfulness'] = M.verdict_stats(verdicts)
-    out['faithfulness_by_size'] = {z: M.verdict_stats([v for v, c in zip(verdicts, cases) if c['scene'].objects[0].size == z]) for z in S.SIZES}
+    by_size = lambda vs: {z: M.verdict_stats([v for v, c in zip(vs, cases) if c['scene'].objects[0].size == z]) for z in S.SIZES}
+    out['faithfulness_by_size'] = by_size(verdicts)
+    # the autoencoder's round trip of the renders themselves bounds what any UNet can draw through it
+    renders = torch.from_numpy(np.stack([S.render(c['scene'], 10_000 + i) for i, c in enumerate(cases)])).permute(0, 3, 1, 2).float() / 127.5 - 1
+    with torch.no_grad(): rt = gen.pipe.vae.decode(gen.pipe.vae.encode(renders.to(gen.pipe.vae.dtype)).latent_dist.mean).sample.float()
+    rt = ((rt.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
+    out['roundtrip_by_size'] = by_size(S.judge_batch(list(rt), [c['detailed'] for c in cases]))
     out['clip_retrieval'] = M.clip_retrieval(rew, cases, seed=20_000)
     out['quality_spearman'] = M.quality_spearman(rew, n=a.n * 2, seed=3000)
     out['headroom'] = {s: M.headroom(gen, rew, M.heldout_cases(a.n, seed=s), seed=s) for s in a.seeds}
@@ -33,7 +40,9 @@ def main():
     f = out['faithfulness']
     print(f"ShapesWorld on {a.n} held-out prompts ({out['seconds']:.0f} s)\n")
     print('| faithfulness to detailed captions | shape | colour | size | position | all named | quality | passes bar |\n|---|---|---|---|---|---|---|---|')
-    for name, f in (('generated', f), *((f'generated, {z} objects', out['faithfulness_by_size'][z]) for z in S.SIZES)):
+    rows = (('generated', f), *((f'generated, {z} objects', out['faithfulness_by_size'][z]) for z in S.SIZES),
+            *((f'autoencoder round trip of the renders, {z} objects', out['roundtrip_by_size'][z]) for z in S.SIZES))
+    for name, f in rows:
         print(f"| {name} | {f['shape']:.1%} | {f['colour']:.1%} | {f['size']:.1%} | {f['position']:.1%} | {f['attributes']:.1%} | {f['quality']:.2f} | {f['passes_quality']:.1%} |")
     r = out['clip_retrieval']
     print(f"\nCLIP zero-shot top-1 among one-attribute distractors: {r['all']:.1%} (beats every colour distractor {r['colour']:.1%}, "

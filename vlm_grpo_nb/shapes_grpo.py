@@ -59,12 +59,15 @@ def write_prompt_files(dest:str|Path, n_train:int=1500, n_val:int=200, seed:int=
 
 # %% ../nbs/14_shapes_grpo.ipynb #efb337b6
 def describe_rewrites(users:list[str], rewrites:list[str])->dict:
-    "Share of rewrites that keep every named attribute, that carry a quality word, and their mean length in words."
-    def keeps(u, r):
+    "Shares of rewrites that keep every named attribute, that keep each attribute (of the prompts naming it), that carry a quality word; mean words."
+    def checks(u, r):
         want, got = S.parse_prompt(u), S.parse_prompt(r)
-        return bool(want) and bool(got) and all(all(g.get(k) == v for k, v in w.items()) for w, g in zip(want, got))
+        return [(k, i < len(got) and got[i].get(k) == v) for i, w in enumerate(want) for k, v in w.items()]
+    cs = [checks(u, r) for u, r in zip(users, rewrites)]
+    per = {a: [ok for c in cs for k, ok in c if k == a] for a in ('shape', 'colour', 'size', 'position')}
     qual = lambda r: any(q in r.lower() for q in S.QUALITY_WORDS)
-    return {'keeps_attributes': float(np.mean([keeps(u, r) for u, r in zip(users, rewrites)])),
+    return {'keeps_attributes': float(np.mean([bool(c) and all(ok for _, ok in c) for c in cs])),
+            **{f'keeps_{a}': float(np.mean(v)) for a, v in per.items() if v},
             'quality_words': float(np.mean([qual(r) for r in rewrites])), 'words': float(np.mean([len(r.split()) for r in rewrites]))}
 
 # %% ../nbs/14_shapes_grpo.ipynb #bcee13fe
