@@ -1,6 +1,5 @@
 """The ShapesWorld main job, small and fast: it runs end to end with the shipped shapes models and the judge, resumes
-exactly after a kill, and over a short run the reward rises (and whether it falls when the advantages' sign is flipped: an expected failure
-since the 7,000-step generator, see bench/RESULTS.md)."""
+exactly after a kill, and over a short run the reward rises, and falls when the advantages' sign is flipped."""
 import json, os, subprocess, sys, textwrap
 import numpy as np
 import pytest
@@ -54,8 +53,8 @@ def test_kill_and_resume_is_exact(full, tmp_path):
     assert res['judge'] == full_res['judge'] and res['final']['reward_rewrite'] == full_res['final']['reward_rewrite']
 
 def _rewards(tmp_path, name, flip, monkeypatch, steps=24):
-    """Validation reward of the rewrites (fixed held-out prompts and noise) before and after a short run; with `flip`, the
-    advantages' sign is flipped (the policy is pushed the wrong way)."""
+    """The policy's own validation reward (`reward_policy`: fixed held-out prompts and noise, a fallback scored as the lowest
+    reward) before and after a short run; with `flip`, the advantages' sign is flipped (the policy is pushed the wrong way)."""
     import vlm_grpo_nb.trainer as T
     if flip:
         real = T.group_advantages
@@ -66,11 +65,13 @@ def _rewards(tmp_path, name, flip, monkeypatch, steps=24):
           'generation_settings.image_generation.num_inference_steps': 10}
     res = VLMGRPOSystem(preset='shapes', output_dir=tmp_path/name, **kw).run_training(progress=False)
     monkeypatch.undo()
-    return res['baseline']['reward_rewrite'], res['final']['reward_rewrite']
+    return res['baseline']['reward_policy'], res['final']['reward_policy']
 
 def test_reward_rises_and_falls_with_flipped_advantages(tmp_path, monkeypatch):
+    # The flipped run learns to write unusable rewrites, which fall back to the user's prompt (measured 2026-12-03: 13 of 16
+    # validation rewrites). Training floors a fallback to its group's minimum reward, and so does `reward_policy`; the
+    # validation's `reward_rewrite` renders the user's prompt instead and rose (0.645 -> 0.737), which once hid the fall.
     (b_up, up), (b_down, down) = _rewards(tmp_path, 'up', False, monkeypatch), _rewards(tmp_path, 'down', True, monkeypatch)
     assert b_up == b_down
     assert up > b_up, (b_up, up)
-    if not down < b_down:  # measured 2026-12-03 with the 7,000-step generator: 0.645 -> 0.737 after 24 flipped steps (true sign: 0.718)
-        pytest.xfail(f"flipped advantages did not lower the validation reward in 24 steps: {b_down:.3f} -> {down:.3f} (true sign: {up:.3f})")
+    assert down < b_down, (b_down, down)

@@ -337,7 +337,8 @@ def _validate(self:VLMGRPOSystem, progress:bool=True)->dict:
     res = self._evaluate_split(self.val_recs, step, self.out, progress)
     self.validations.append(res)
     self.log.info(f"validation @{step}: rewrite {res['reward_rewrite']:.4f} vs original {res['reward_original']:.4f} "
-                  f"({res['improvement_pct']:+.1f}%), success {res['success_rate']:.0%}, fallbacks {res['fallbacks']}")
+                  f"({res['improvement_pct']:+.1f}%), success {res['success_rate']:.0%}, fallbacks {res['fallbacks']}"
+                  + (f" (the policy's own reward, fallbacks at the floor: {res['reward_policy']:.4f})" if res['fallbacks'] else ''))
     self.wandb.log_validation(res, step)
     if self.dist.is_main and self.config.output_settings.save_images and self.validator.samples:
         grid = self.out/'samples'/f'comparison_iter_{step}.png'; grid.parent.mkdir(exist_ok=True)

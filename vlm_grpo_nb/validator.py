@@ -24,15 +24,17 @@ log = get_logger(__name__)
 
 # %% ../nbs/09_validator.ipynb #7016d0fc
 def summarize(rows:list[dict])->dict:
-    "Mean rewards of originals and rewrites, improvement (absolute and in percent) and success rate of `rows`."
+    "Mean rewards of originals and rewrites, improvement (absolute and in percent), success rate and the policy's own reward of `rows`."
     n = len(rows)
     if n == 0: return {'n': 0}
     mo = sum(r['reward_original'] for r in rows) / n
     mr = sum(r['reward_rewrite'] for r in rows) / n
+    floor = min(min(r['reward_original'], r['reward_rewrite']) for r in rows)  # a fallback earns nothing, as training floors it
     return {'n': n, 'reward_original': mo, 'reward_rewrite': mr, 'improvement': mr - mo,
             'improvement_pct': 100 * (mr - mo) / abs(mo) if mo else float('nan'),
             'success_rate': sum(r['success'] for r in rows) / n,
-            'fallbacks': sum(r['fallback'] for r in rows)}
+            'fallbacks': sum(r['fallback'] for r in rows),
+            'reward_policy': sum(floor if r['fallback'] else r['reward_rewrite'] for r in rows) / n}
 
 # %% ../nbs/09_validator.ipynb #a3560a0c
 def breakdown(rows:list[dict], field:str)->dict:
