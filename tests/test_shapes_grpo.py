@@ -61,16 +61,17 @@ def _rewards(tmp_path, name, flip, monkeypatch, steps=24):
         monkeypatch.setattr(T, 'group_advantages', lambda *a, **k: -real(*a, **k))
     kw = {**SMALL, 'training_settings.num_iterations': steps, 'training_settings.batch_size': 4, 'training_settings.validation_freq': steps,
           'training_settings.checkpoint_freq': steps, 'training_settings.num_validation_prompts': 16,
-          'training_settings.learning_rate': 5e-4, 'training_settings.kl_coef': 0.0,
+          'training_settings.entropy_coef': 0.0,   # the main job's learning rate and KL; no entropy bonus, the one term the sign does not flip
           'generation_settings.image_generation.num_inference_steps': 10}
     res = VLMGRPOSystem(preset='shapes', output_dir=tmp_path/name, **kw).run_training(progress=False)
     monkeypatch.undo()
     return res['baseline']['reward_policy'], res['final']['reward_policy']
 
 def test_reward_rises_and_falls_with_flipped_advantages(tmp_path, monkeypatch):
-    # The flipped run learns to write unusable rewrites, which fall back to the user's prompt (measured 2026-12-03: 13 of 16
-    # validation rewrites). Training floors a fallback to its group's minimum reward, and so does `reward_policy`; the
-    # validation's `reward_rewrite` renders the user's prompt instead and rose (0.645 -> 0.737), which once hid the fall.
+    # Measured 2026-12-03 with the shipped policy: 0.902 -> 0.917 (true sign), 0.902 -> 0.381 (flipped). A flipped run may
+    # learn to write unusable rewrites, which fall back to the user's prompt: training floors a fallback to its group's
+    # minimum reward, and so does `reward_policy`, while `reward_rewrite` renders the user's prompt instead (with the
+    # previous policy and lr 5e-4 without KL: 13 of 16 fell back, and reward_rewrite rose 0.645 -> 0.737).
     (b_up, up), (b_down, down) = _rewards(tmp_path, 'up', False, monkeypatch), _rewards(tmp_path, 'down', True, monkeypatch)
     assert b_up == b_down
     assert up > b_up, (b_up, up)

@@ -20,17 +20,17 @@ from .clip_reward import AestheticHead
 
 # %% auto #0
 __all__ = ['log', 'VAE_CONFIG', 'CLIP_CONFIG', 'CLIP_NORM', 'ATTRIBUTES', 'FILL_MIN_CHROMA', 'FILL_HUE_MARGIN', 'IMAGE_TOWER',
-           'TOWER_CLIP_CONFIG', 'UNET_CONFIG', 'SD15_SCHEDULE', 'SCHEDULE', 'BUDGETS', 'SFT_MIX', 'POLICY_VOCAB',
-           'POLICY_CONFIG', 'world_data', 'to_unit', 'from_unit', 'build_vae', 'recon_loss', 'vae_loss', 'train_loop',
-           'train_vae', 'latent_means', 'sharpen_decoder', 'build_clip', 'clip_images', 'clip_tokens', 'swap_attribute',
-           'hard_negative', 'attribute_labels', 'clip_batch_loss', 'train_clip', 'save_clip', 'free_fill',
-           'recoloured_views', 'clip_text_features', 'grey', 'train_image_tower', 'clip_image_features',
+           'TOWER_CLIP_CONFIG', 'UNET_CONFIG', 'SD15_SCHEDULE', 'SCHEDULE', 'BUDGETS', 'SFT_MIX', 'SFT_USERS',
+           'POLICY_VOCAB', 'POLICY_CONFIG', 'world_data', 'to_unit', 'from_unit', 'build_vae', 'recon_loss', 'vae_loss',
+           'train_loop', 'train_vae', 'latent_means', 'sharpen_decoder', 'build_clip', 'clip_images', 'clip_tokens',
+           'swap_attribute', 'hard_negative', 'attribute_labels', 'clip_batch_loss', 'train_clip', 'save_clip',
+           'free_fill', 'recoloured_views', 'clip_text_features', 'grey', 'train_image_tower', 'clip_image_features',
            'train_quality', 'save_quality', 'clip_text_encoder', 'build_unet', 'train_scheduler', 'sample_scheduler',
            'encode_latents', 'clip_tokenizer_hf', 'encode_captions', 'diffusion_loss', 'train_generator',
            'assemble_pipeline', 'save_generator', 'swap_decoder', 'load_clip', 'build_shapes_models', 'heldout_cases',
            'generate', 'verdict_stats', 'one_attribute_distractors', 'clip_retrieval', 'quality_spearman', 'headroom',
-           'verdict_title', 'prompt_of', 'sft_rewrite', 'world_tokenizer', 'sft_batch', 'build_policy', 'train_policy',
-           'save_policy']
+           'verdict_title', 'prompt_of', 'sft_rewrite', 'sft_users', 'world_tokenizer', 'sft_batch', 'build_policy',
+           'train_policy', 'save_policy', 'next_word_probs']
 
 # %% ../nbs/13_shapes_models.ipynb #d69679c3
 log = get_logger(__name__)
@@ -510,7 +510,7 @@ def save_generator(pipe, dest:str|Path)->Path:
 
 # %% ../nbs/13_shapes_models.ipynb #34579112
 BUDGETS = {'clip_data': 30_000, 'clip_steps': 2500, 'tower_steps': 1500, 'vae_data': 20_000, 'vae_steps': 4000, 'decoder_data': 10_000, 'decoder_steps': 2400,
-           'gen_data': 30_000, 'gen_steps': 7000, 'quality_data': 15_000, 'quality_steps': 3000, 'policy_pairs': 20_000, 'policy_steps': 1500}
+           'gen_data': 30_000, 'gen_steps': 7000, 'quality_data': 15_000, 'quality_steps': 3000, 'policy_pairs': 20_000, 'policy_steps': 4000}
 
 def _stage(work:Path, name:str, key:dict, train, save)->dict:
     "Run `train()` -> (model, losses) and `save(model, work/name)` unless `work/name` is there and `work/name.json` records the same `key`; return the record."
@@ -577,7 +577,8 @@ def build_shapes_models(
     def pol():
         model, tok, losses, kinds = train_policy(b['policy_pairs'], b['policy_steps'], seed=seed, progress=progress)
         return (model, tok), losses
-    rec['policy'] = _stage(work, 'policy', k('policy_pairs', 'policy_steps'), pol, lambda m, p: save_policy(*m, p))
+    rec['policy'] = _stage(work, 'policy', {**k('policy_pairs', 'policy_steps'), 'policy': POLICY_CONFIG, 'users': SFT_USERS},
+                           pol, lambda m, p: save_policy(*m, p))
     dest.mkdir(parents=True, exist_ok=True)
     for name, src in (('clip', 'tower'), ('generator', 'generator'), ('quality.safetensors', 'quality.safetensors'), ('policy', 'policy')):
         if (dest/name).is_dir(): shutil.rmtree(dest/name)
@@ -690,6 +691,21 @@ def sft_rewrite(user:str, rng:np.random.Generator)->tuple:
     filler, text = _RAMBLE[rng.integers(len(_RAMBLE))], S.oracle_rewrite(user, rng, quality_words=False)   # 'ramble'
     return (f"{filler}, {text}" if rng.random() < 0.5 else f"{text}, {filler}"), kind
 
+# %% ../nbs/13_shapes_models.ipynb #sftusr01
+SFT_USERS = {'size_only': 0.5, 'other': 0.0}
+
+def sft_users(
+    n:int, rng:np.random.Generator,
+    size_only:float=SFT_USERS['size_only'], # the chance of keeping a drawn prompt that names a size but no position
+    other:float=SFT_USERS['other'],         # the chance of keeping one that names neither
+)->list[str]:                               # `n` user prompts of the world's training split
+    "User prompts for the SFT pairs: the world's, those naming a position always kept, the others with less chance."
+    out = []
+    while len(out) < n:
+        u = S.user_prompt(S.sample_scene(rng), rng); a = S.parse_prompt(u)[0]
+        if 'position' in a or rng.random() < (size_only if 'size' in a else other): out.append(u)
+    return out
+
 # %% ../nbs/13_shapes_models.ipynb #8f4c3c4c
 POLICY_VOCAB = 512
 
@@ -745,6 +761,7 @@ def train_policy(
     lr:float=2e-3,
     seed:int=0,
     max_tokens:int|None=None, # drop rewrites longer than this (default `token_settings.max_new_tokens` - 1)
+    users:dict|None=None,  # keyword arguments of `sft_users` (default `SFT_USERS`)
     progress:bool=True,
 )->tuple:                  # (model, tokenizer, losses, the kinds of the pairs)
     "Fine-tune a fresh world policy on a mixture of good and mediocre rewrites."
@@ -752,7 +769,7 @@ def train_policy(
     cfg = load_config(); system = cfg.generation_settings.system_prompt
     max_tokens = max_tokens or cfg.token_settings.max_new_tokens - 1
     tok, rng = world_tokenizer(system, seed), np.random.default_rng(seed + 10)
-    users = [S.user_prompt(S.sample_scene(rng), rng) for _ in range(n_pairs)]
+    users = sft_users(n_pairs, rng, **(users or SFT_USERS))
     pairs = [(u, *sft_rewrite(u, rng)) for u in users]
     pairs = [p for p in pairs if len(tok(p[1])['input_ids']) <= max_tokens]
     model, g = build_policy(tok, seed), torch.Generator().manual_seed(seed)
@@ -771,3 +788,12 @@ def save_policy(model, tok, dest:str|Path)->Path:
     with quiet(): model.to(torch.float16).save_pretrained(dest); tok.save_pretrained(dest)
     model.to(torch.float32)
     return dest
+
+# %% ../nbs/13_shapes_models.ipynb #probe002
+@torch.no_grad()
+def next_word_probs(model, tok, user:str, prefix:str, words:list[str], system_prompt:str)->dict:
+    "The policy's probability of each of `words` (its first token, after a space) following `prefix` in its answer to `user`."
+    p = tok.apply_chat_template([{'role': 'system', 'content': system_prompt}, {'role': 'user', 'content': user}],
+                                tokenize=False, add_generation_prompt=True) + prefix
+    probs = model(tok(p, add_special_tokens=False, return_tensors='pt')['input_ids']).logits[0, -1].float().softmax(-1)
+    return {w: round(float(probs[tok(' ' + w, add_special_tokens=False)['input_ids'][0]]), 3) for w in words}
