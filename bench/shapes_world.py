@@ -29,9 +29,8 @@ def main():
     by_size = lambda vs: {z: M.verdict_stats([v for v, c in zip(vs, cases) if c['scene'].objects[0].size == z]) for z in S.SIZES}
     out['faithfulness_by_size'] = by_size(verdicts)
     # the autoencoder's round trip of the renders themselves bounds what any UNet can draw through it
-    renders = torch.from_numpy(np.stack([S.render(c['scene'], 10_000 + i) for i, c in enumerate(cases)])).permute(0, 3, 1, 2).float() / 127.5 - 1
-    with torch.no_grad(): rt = gen.pipe.vae.decode(gen.pipe.vae.encode(renders.to(gen.pipe.vae.dtype)).latent_dist.mean).sample.float()
-    rt = ((rt.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
+    renders = M.to_unit(np.stack([S.render(c['scene'], 10_000 + i) for i, c in enumerate(cases)]))
+    with torch.no_grad(): rt = M.from_unit(gen.pipe.vae.decode(gen.pipe.vae.encode(renders.to(gen.pipe.vae.dtype)).latent_dist.mean).sample.float())
     out['roundtrip_by_size'] = by_size(S.judge_batch(list(rt), [c['detailed'] for c in cases]))
     out['clip_retrieval'] = M.clip_retrieval(rew, cases, seed=20_000)
     out['quality_spearman'] = M.quality_spearman(rew, n=a.n * 2, seed=3000)

@@ -29,8 +29,8 @@ __all__ = ['log', 'VAE_CONFIG', 'CLIP_CONFIG', 'CLIP_NORM', 'ATTRIBUTES', 'FILL_
            'encode_latents', 'clip_tokenizer_hf', 'encode_captions', 'diffusion_loss', 'train_generator',
            'assemble_pipeline', 'save_generator', 'swap_decoder', 'load_clip', 'build_shapes_models', 'heldout_cases',
            'generate', 'verdict_stats', 'one_attribute_distractors', 'clip_retrieval', 'quality_spearman', 'headroom',
-           'verdict_title', 'prompt_of', 'sft_rewrite', 'sft_users', 'world_tokenizer', 'sft_batch', 'build_policy',
-           'train_policy', 'save_policy', 'next_word_probs']
+           'verdict_title', 'prompt_of', 'sft_rewrite', 'sft_users', 'world_tokenizer', 'chat_prompt', 'sft_batch',
+           'build_policy', 'train_policy', 'save_policy', 'next_word_probs']
 
 # %% ../nbs/13_shapes_models.ipynb #d69679c3
 log = get_logger(__name__)
@@ -727,14 +727,18 @@ def world_tokenizer(system_prompt:str, seed:int=0, vocab_size:int=POLICY_VOCAB):
     tok.chat_template = _CHAT_TEMPLATE
     return tok
 
+# %% ../nbs/13_shapes_models.ipynb #chatp001
+def chat_prompt(tok, user:str, system_prompt:str)->str:
+    "The chat-formatted text the policy answers `user` after, as the wrapper formats it (system, user, assistant turn opened)."
+    return tok.apply_chat_template([{'role': 'system', 'content': system_prompt}, {'role': 'user', 'content': user}],
+                                   tokenize=False, add_generation_prompt=True)
+
 # %% ../nbs/13_shapes_models.ipynb #2874db80
 def sft_batch(tok, users:list[str], rewrites:list[str], system_prompt:str)->tuple:
     "(input_ids, attention_mask, labels): right-padded chat examples with the prompt part masked out of the labels."
     rows, labels = [], []
     for u, r in zip(users, rewrites):
-        p = tok.apply_chat_template([{'role': 'system', 'content': system_prompt}, {'role': 'user', 'content': u}],
-                                    tokenize=False, add_generation_prompt=True)
-        pi, ri = tok(p, add_special_tokens=False)['input_ids'], tok(r + tok.eos_token, add_special_tokens=False)['input_ids']
+        pi, ri = tok(chat_prompt(tok, u, system_prompt), add_special_tokens=False)['input_ids'], tok(r + tok.eos_token, add_special_tokens=False)['input_ids']
         rows.append(pi + ri); labels.append([-100] * len(pi) + ri)
     L = max(map(len, rows))
     pad = lambda xs, v: torch.tensor([x + [v] * (L - len(x)) for x in xs])
@@ -769,8 +773,7 @@ def train_policy(
     cfg = load_config(); system = cfg.generation_settings.system_prompt
     max_tokens = max_tokens or cfg.token_settings.max_new_tokens - 1
     tok, rng = world_tokenizer(system, seed), np.random.default_rng(seed + 10)
-    users = sft_users(n_pairs, rng, **(users or SFT_USERS))
-    pairs = [(u, *sft_rewrite(u, rng)) for u in users]
+    pairs = [(u, *sft_rewrite(u, rng)) for u in sft_users(n_pairs, rng, **(users or SFT_USERS))]
     pairs = [p for p in pairs if len(tok(p[1])['input_ids']) <= max_tokens]
     model, g = build_policy(tok, seed), torch.Generator().manual_seed(seed)
     def loss(i):
@@ -793,7 +796,5 @@ def save_policy(model, tok, dest:str|Path)->Path:
 @torch.no_grad()
 def next_word_probs(model, tok, user:str, prefix:str, words:list[str], system_prompt:str)->dict:
     "The policy's probability of each of `words` (its first token, after a space) following `prefix` in its answer to `user`."
-    p = tok.apply_chat_template([{'role': 'system', 'content': system_prompt}, {'role': 'user', 'content': user}],
-                                tokenize=False, add_generation_prompt=True) + prefix
-    probs = model(tok(p, add_special_tokens=False, return_tensors='pt')['input_ids']).logits[0, -1].float().softmax(-1)
+    probs = model(tok(chat_prompt(tok, user, system_prompt) + prefix, add_special_tokens=False, return_tensors='pt')['input_ids']).logits[0, -1].float().softmax(-1)
     return {w: round(float(probs[tok(' ' + w, add_special_tokens=False)['input_ids'][0]]), 3) for w in words}
