@@ -14,12 +14,13 @@ import argparse, collections
 import numpy as np, torch
 
 def main():
-    ap = argparse.ArgumentParser(); ap.add_argument('--weights', type=float, nargs='+', default=[0, 0.25, 0.5, 1, 1.5, 2, 3, 5]); a = ap.parse_args()
-    from vlm_grpo_nb.config import load_config, apply_cpu_threads
+    ap = argparse.ArgumentParser(); ap.add_argument('--weights', type=float, nargs='+', default=[0, 0.25, 0.5, 1, 1.5, 2, 3, 5])
+    ap.add_argument('--set', dest='sets', action='append', default=[], help='config override key=value, as the CLI takes it'); a = ap.parse_args()
+    from vlm_grpo_nb.config import load_config, apply_cpu_threads, parse_set
     from vlm_grpo_nb.sd_generator import SD3Generator
     from vlm_grpo_nb.clip_reward import CLIPRewardCalculator
     from vlm_grpo_nb import shapes as S, shapes_models as M
-    cfg = load_config(preset='shapes'); apply_cpu_threads(cfg)
+    cfg = load_config(preset='shapes', **dict(parse_set(x) for x in a.sets)); apply_cpu_threads(cfg)
     gen, rew = SD3Generator(config=cfg), CLIPRewardCalculator(config=cfg)
     as_t = lambda ims: torch.from_numpy(ims).permute(0, 3, 1, 2).float() / 255
     def score(texts, users, seeds):

@@ -14,12 +14,13 @@ import numpy as np, torch
 
 def main():
     ap = argparse.ArgumentParser(); ap.add_argument('--n', type=int, default=200); ap.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
-    ap.add_argument('--json', default=None); a = ap.parse_args()
-    from vlm_grpo_nb.config import load_config, apply_cpu_threads
+    ap.add_argument('--json', default=None)
+    ap.add_argument('--set', dest='sets', action='append', default=[], help='config override key=value, as the CLI takes it'); a = ap.parse_args()
+    from vlm_grpo_nb.config import load_config, apply_cpu_threads, parse_set
     from vlm_grpo_nb.sd_generator import SD3Generator
     from vlm_grpo_nb.clip_reward import CLIPRewardCalculator
     from vlm_grpo_nb import shapes as S, shapes_models as M
-    cfg = load_config(preset='shapes'); apply_cpu_threads(cfg)
+    cfg = load_config(preset='shapes', **dict(parse_set(x) for x in a.sets)); apply_cpu_threads(cfg)
     gen, rew = SD3Generator(config=cfg), CLIPRewardCalculator(config=cfg)
     t0, out = time.time(), {'n': a.n, 'seeds': a.seeds, 'generator': repr(gen)}
     cases = M.heldout_cases(a.n, seed=1000)

@@ -62,7 +62,7 @@ def _rewards(tmp_path, name, flip, monkeypatch, steps=24):
     kw = {**SMALL, 'training_settings.num_iterations': steps, 'training_settings.batch_size': 4, 'training_settings.validation_freq': steps,
           'training_settings.checkpoint_freq': steps, 'training_settings.num_validation_prompts': 16,
           'training_settings.entropy_coef': 0.0,   # the main job's learning rate and KL; no entropy bonus, the one term the sign does not flip
-          'generation_settings.image_generation.num_inference_steps': 10}
+          'generation_settings.image_generation.num_inference_steps': 8}   # the preset's
     res = VLMGRPOSystem(preset='shapes', output_dir=tmp_path/name, **kw).run_training(progress=False)
     monkeypatch.undo()
     return res['baseline']['reward_policy'], res['final']['reward_policy']

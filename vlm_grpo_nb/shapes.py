@@ -445,7 +445,7 @@ def shape_features(mask:np.ndarray)->np.ndarray:
     try: hull = ConvexHull(corners).volume
     except Exception: hull = area   # a degenerate (one-pixel-wide) region
     c0 = x0 + int(0.4*w + 0.5)
-    notch = mask[y0 + int(0.85*h + 0.5):y1, c0:max(x0 + int(0.6*w + 0.5), c0 + 1)].mean()
+    notch = mask[min(y0 + int(0.85*h + 0.5), y1 - 1):y1, c0:max(x0 + int(0.6*w + 0.5), c0 + 1)].mean()  # at least the bottom row
     return np.array([area / (h * w), area / hull, (ys.mean() + 0.5 - y0) / h, notch])
 
 # %% ../nbs/12_shapes.ipynb #7b8b5f15

@@ -27,10 +27,11 @@ __all__ = ['log', 'VAE_CONFIG', 'CLIP_CONFIG', 'CLIP_NORM', 'ATTRIBUTES', 'FILL_
            'free_fill', 'recoloured_views', 'clip_text_features', 'grey', 'train_image_tower', 'clip_image_features',
            'train_quality', 'save_quality', 'clip_text_encoder', 'build_unet', 'train_scheduler', 'sample_scheduler',
            'encode_latents', 'clip_tokenizer_hf', 'encode_captions', 'diffusion_loss', 'train_generator',
-           'assemble_pipeline', 'save_generator', 'swap_decoder', 'load_clip', 'build_shapes_models', 'heldout_cases',
-           'generate', 'verdict_stats', 'one_attribute_distractors', 'clip_retrieval', 'quality_spearman', 'headroom',
-           'verdict_title', 'prompt_of', 'sft_rewrite', 'sft_users', 'world_tokenizer', 'chat_prompt', 'sft_batch',
-           'build_policy', 'train_policy', 'save_policy', 'next_word_probs']
+           'object_cells', 'tune_generator', 'assemble_pipeline', 'save_generator', 'swap_decoder', 'load_clip',
+           'load_generator', 'build_shapes_models', 'heldout_cases', 'generate', 'verdict_stats',
+           'one_attribute_distractors', 'clip_retrieval', 'quality_spearman', 'headroom', 'verdict_title', 'prompt_of',
+           'sft_rewrite', 'sft_users', 'world_tokenizer', 'chat_prompt', 'sft_batch', 'build_policy', 'train_policy',
+           'save_policy', 'next_word_probs']
 
 # %% ../nbs/13_shapes_models.ipynb #d69679c3
 log = get_logger(__name__)
@@ -458,7 +459,10 @@ def encode_captions(te, tok, captions:list[str], batch_size:int=512)->Tensor:
     return torch.cat([te(ids[i:i+batch_size]).last_hidden_state for i in range(0, len(ids), batch_size)])
 
 # %% ../nbs/13_shapes_models.ipynb #5d84b21b
-def diffusion_loss(unet, sched, z:Tensor, emb:Tensor, empty:Tensor, g:torch.Generator, drop:float=0.1, snr_gamma:float=5.0)->Tensor:
+def diffusion_loss(
+    unet, sched, z:Tensor, emb:Tensor, empty:Tensor, g:torch.Generator, drop:float=0.1, snr_gamma:float=5.0,
+    weight:Tensor|None=None,   # (B,1,h,w) weights of the latent cells; None: all equal
+)->Tensor:
     "Min-SNR-weighted MSE of the noise (or v) prediction for latents `z` with caption states `emb` (a share `drop` replaced by `empty`)."
     from diffusers.training_utils import compute_snr
     B = len(z)
@@ -466,7 +470,8 @@ def diffusion_loss(unet, sched, z:Tensor, emb:Tensor, empty:Tensor, g:torch.Gene
     noise, t = torch.randn(z.shape, generator=g), torch.randint(0, sched.config.num_train_timesteps, (B,), generator=g)
     v = sched.config.prediction_type == 'v_prediction'
     target = sched.get_velocity(z, noise, t) if v else noise
-    err = F.mse_loss(unet(sched.add_noise(z, noise, t), t, emb).sample, target, reduction='none').mean((1, 2, 3))
+    if weight is None: err = F.mse_loss(unet(sched.add_noise(z, noise, t), t, emb).sample, target, reduction='none').mean((1, 2, 3))
+    else: err = ((unet(sched.add_noise(z, noise, t), t, emb).sample - target)**2 * weight).sum((1, 2, 3)) / (weight.sum((1, 2, 3)) * z.shape[1])
     snr = compute_snr(sched, t)
     return (err * torch.clamp(snr, max=snr_gamma) / (snr + 1 if v else snr)).mean()
 
@@ -493,6 +498,39 @@ def train_generator(
     losses = train_loop(list(unet.parameters()), loss, steps, lr, 1e-2, 'generator', progress)
     return unet.eval().requires_grad_(False), tok, losses
 
+# %% ../nbs/13_shapes_models.ipynb #tune0002
+def object_cells(images:np.ndarray, factor:int=4)->Tensor:
+    "(N,1,H/factor,W/factor): per latent cell, the largest share of object pixels (off the background colour) in it or its 8 neighbours."
+    x = to_unit(images)
+    bg = x.flatten(2).median(-1).values[..., None, None]
+    obj = ((x - bg).abs().sum(1, keepdim=True) > 0.3).float()
+    return F.max_pool2d(F.avg_pool2d(obj, factor), 3, 1, 1)
+
+# %% ../nbs/13_shapes_models.ipynb #tune0004
+def tune_generator(
+    pipe,                     # a trained `StableDiffusionPipeline` in float32; its UNet is trained further, in place
+    data:dict,                # `world_data(...)`
+    steps:int=2000,           # optimizer steps
+    batch_size:int=48,
+    lr:float=3e-4,
+    object_weight:float=4.0,  # a latent cell weighs 1 + object_weight * its `object_cells` share
+    seed:int=0,
+    progress:bool=True,
+)->tuple:                     # (pipe, losses)
+    "Continue training `pipe`'s UNet on `data` with the diffusion loss weighted towards the object's latent cells."
+    vae, te, unet, tok = pipe.vae, pipe.text_encoder, pipe.unet, pipe.tokenizer
+    sched, g = train_scheduler(), torch.Generator().manual_seed(seed)
+    Z = latent_means(vae, data['images']) * vae.config.scaling_factor
+    E, empty = encode_captions(te, tok, data['captions']), encode_captions(te, tok, [''])
+    W = 1 + object_weight * object_cells(data['images'])
+    unet.train().requires_grad_(True)
+    def loss(i):
+        j = torch.randint(0, len(Z), (batch_size,), generator=g)
+        return diffusion_loss(unet, sched, Z[j], E[j], empty, g, weight=W[j])
+    losses = train_loop(list(unet.parameters()), loss, steps, lr, 1e-2, 'generator tune', progress)
+    unet.eval().requires_grad_(False)
+    return pipe, losses
+
 # %% ../nbs/13_shapes_models.ipynb #38f92766
 def assemble_pipeline(vae, te, unet, tok):
     "A `StableDiffusionPipeline` of the trained parts, sampling with DPM-Solver++."
@@ -510,7 +548,7 @@ def save_generator(pipe, dest:str|Path)->Path:
 
 # %% ../nbs/13_shapes_models.ipynb #34579112
 BUDGETS = {'clip_data': 30_000, 'clip_steps': 2500, 'tower_steps': 1500, 'vae_data': 20_000, 'vae_steps': 4000, 'decoder_data': 10_000, 'decoder_steps': 2400,
-           'gen_data': 30_000, 'gen_steps': 7000, 'quality_data': 15_000, 'quality_steps': 3000, 'policy_pairs': 20_000, 'policy_steps': 4000}
+           'gen_data': 30_000, 'gen_steps': 7000, 'tune_steps': 2000, 'quality_data': 15_000, 'quality_steps': 3000, 'policy_pairs': 20_000, 'policy_steps': 4000}
 
 def _stage(work:Path, name:str, key:dict, train, save)->dict:
     "Run `train()` -> (model, losses) and `save(model, work/name)` unless `work/name` is there and `work/name.json` records the same `key`; return the record."
@@ -538,6 +576,13 @@ def load_clip(folder:str|Path):
     with quiet(): m, _, _ = open_clip.create_model_and_transforms(f'local-dir:{folder}')
     return m.eval().requires_grad_(False)
 
+# %% ../nbs/13_shapes_models.ipynb #tune0007
+def load_generator(folder:str|Path):
+    "A generator pipeline saved by `save_generator`, in float32, with CLIP's tokenizer."
+    from diffusers import StableDiffusionPipeline
+    with quiet(): pipe = StableDiffusionPipeline.from_pretrained(folder, tokenizer=clip_tokenizer_hf(), safety_checker=None, requires_safety_checker=False)
+    return pipe.to(torch.float32)
+
 # %% ../nbs/13_shapes_models.ipynb #d92c6e88
 def build_shapes_models(
     dest:str|Path=SHAPES_DIR,    # where the preset's models go
@@ -546,7 +591,7 @@ def build_shapes_models(
     work:str|Path|None=None,     # the stages' work folder (default: in the cache)
     progress:bool=True,
 )->dict:                         # the training record written to `training.json`
-    "Train CLIP (then its image tower again), the autoencoder, the generator, the quality head and the SFT policy of the `shapes` preset; copy them into `dest`."
+    "Train CLIP (then its image tower again), the autoencoder, the generator (then tuned), the quality head and the SFT policy of the `shapes` preset; copy them into `dest`."
     from diffusers import AutoencoderKL
     from vlm_grpo_nb.tiny import cache_root
     b, dest = {**BUDGETS, **(budgets or {})}, Path(dest)
@@ -572,6 +617,10 @@ def build_shapes_models(
         return assemble_pipeline(vae, te, unet, tok), losses
     rec['generator'] = _stage(work, 'generator', {**k('gen_data', 'gen_steps'), 'unet': list(UNET_CONFIG['block_out_channels']), 'schedule': SCHEDULE, 'clip': rec['clip']['key'],
                                                 'vae': rec['vae']['key']}, gen, save_generator)
+    if b['tune_steps']:   # then trained further, weighted towards the objects' latent cells
+        rec['tune'] = _stage(work, 'generator_tuned', {**k('gen_data', 'tune_steps'), 'generator': rec['generator']['key'], 'object_weight': 4.0, 'lr': 3e-4},
+                             lambda: tune_generator(load_generator(work/'generator'), world_data(b['gen_data'], seed + 1), b['tune_steps'], seed=seed,
+                                                    progress=progress), save_generator)
     rec['quality'] = _stage(work, 'quality.safetensors', {**k('quality_data', 'quality_steps'), 'clip': rec['tower']['key']},
                             lambda: train_quality(reward_clip, world_data(b['quality_data'], seed + 3), b['quality_steps'], seed=seed, progress=progress), save_quality)
     def pol():
@@ -580,7 +629,7 @@ def build_shapes_models(
     rec['policy'] = _stage(work, 'policy', {**k('policy_pairs', 'policy_steps'), 'policy': POLICY_CONFIG, 'users': SFT_USERS},
                            pol, lambda m, p: save_policy(*m, p))
     dest.mkdir(parents=True, exist_ok=True)
-    for name, src in (('clip', 'tower'), ('generator', 'generator'), ('quality.safetensors', 'quality.safetensors'), ('policy', 'policy')):
+    for name, src in (('clip', 'tower'), ('generator', 'generator_tuned' if b['tune_steps'] else 'generator'), ('quality.safetensors', 'quality.safetensors'), ('policy', 'policy')):
         if (dest/name).is_dir(): shutil.rmtree(dest/name)
         (shutil.copytree if (work/src).is_dir() else shutil.copy)(work/src, dest/name)
     swap_decoder(dest/'generator', work/'decoder')
