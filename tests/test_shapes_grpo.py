@@ -52,7 +52,7 @@ def test_kill_and_resume_is_exact(full, tmp_path):
     assert a == b
     assert res['judge'] == full_res['judge'] and res['final']['reward_rewrite'] == full_res['final']['reward_rewrite']
 
-def _rewards(tmp_path, name, flip, monkeypatch, steps=24):
+def _rewards(tmp_path, name, flip, monkeypatch, steps=40):
     """The policy's own validation reward (`reward_policy`: fixed held-out prompts and noise, a fallback scored as the lowest
     reward) before and after a short run; with `flip`, the advantages' sign is flipped (the policy is pushed the wrong way)."""
     import vlm_grpo_nb.trainer as T
@@ -68,7 +68,9 @@ def _rewards(tmp_path, name, flip, monkeypatch, steps=24):
     return res['baseline']['reward_policy'], res['final']['reward_policy']
 
 def test_reward_rises_and_falls_with_flipped_advantages(tmp_path, monkeypatch):
-    # Measured 2026-12-03 with the shipped policy: 0.902 -> 0.917 (true sign), 0.902 -> 0.381 (flipped). A flipped run may
+    # Measured 2026-12-03 with the seventh recipe (40 steps): 0.900 -> 0.930 (true sign), 0.900 -> 0.670 (flipped); in 24
+    # steps the true sign read 0.900 -> 0.873 on these 16 prompts while its training reward rose, so the run is 40 steps.
+    # With the sixth recipe (24 steps): 0.902 -> 0.917 (true sign), 0.902 -> 0.381 (flipped). A flipped run may
     # learn to write unusable rewrites, which fall back to the user's prompt: training floors a fallback to its group's
     # minimum reward, and so does `reward_policy`, while `reward_rewrite` renders the user's prompt instead (with the
     # previous policy and lr 5e-4 without KL: 13 of 16 fell back, and reward_rewrite rose 0.645 -> 0.737).
