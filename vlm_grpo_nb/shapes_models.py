@@ -27,7 +27,7 @@ __all__ = ['log', 'VAE_CONFIG', 'CLIP_CONFIG', 'CLIP_NORM', 'ATTRIBUTES', 'FILL_
            'free_fill', 'recoloured_views', 'clip_text_features', 'grey', 'train_image_tower', 'clip_image_features',
            'train_quality', 'save_quality', 'clip_text_encoder', 'build_unet', 'train_scheduler', 'sample_scheduler',
            'encode_latents', 'clip_tokenizer_hf', 'encode_captions', 'diffusion_loss', 'train_generator',
-           'object_cells', 'tune_generator', 'assemble_pipeline', 'save_generator', 'swap_decoder', 'load_clip',
+           'assemble_pipeline', 'save_generator', 'object_cells', 'tune_generator', 'swap_decoder', 'load_clip',
            'load_generator', 'build_shapes_models', 'heldout_cases', 'generate', 'verdict_stats',
            'one_attribute_distractors', 'clip_retrieval', 'quality_spearman', 'headroom', 'verdict_title', 'prompt_of',
            'sft_rewrite', 'sft_users', 'world_tokenizer', 'chat_prompt', 'sft_batch', 'build_policy', 'train_policy',
@@ -498,6 +498,21 @@ def train_generator(
     losses = train_loop(list(unet.parameters()), loss, steps, lr, 1e-2, 'generator', progress)
     return unet.eval().requires_grad_(False), tok, losses
 
+# %% ../nbs/13_shapes_models.ipynb #38f92766
+def assemble_pipeline(vae, te, unet, tok):
+    "A `StableDiffusionPipeline` of the trained parts, sampling with DPM-Solver++."
+    from diffusers import StableDiffusionPipeline
+    return StableDiffusionPipeline(vae=vae, text_encoder=te, tokenizer=tok, unet=unet, scheduler=sample_scheduler(),
+                                   safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+
+def save_generator(pipe, dest:str|Path)->Path:
+    "Save `pipe` in fp16 into `dest`, without its tokenizer files."
+    dest = Path(dest)
+    with quiet(): pipe.to(torch.float16).save_pretrained(dest)
+    pipe.to(torch.float32)
+    shutil.rmtree(dest/'tokenizer', ignore_errors=True)
+    return dest
+
 # %% ../nbs/13_shapes_models.ipynb #tune0002
 def object_cells(images:np.ndarray, factor:int=4)->Tensor:
     "(N,1,H/factor,W/factor): per latent cell, the largest share of object pixels (off the background colour) in it or its 8 neighbours."
@@ -530,21 +545,6 @@ def tune_generator(
     losses = train_loop(list(unet.parameters()), loss, steps, lr, 1e-2, 'generator tune', progress)
     unet.eval().requires_grad_(False)
     return pipe, losses
-
-# %% ../nbs/13_shapes_models.ipynb #38f92766
-def assemble_pipeline(vae, te, unet, tok):
-    "A `StableDiffusionPipeline` of the trained parts, sampling with DPM-Solver++."
-    from diffusers import StableDiffusionPipeline
-    return StableDiffusionPipeline(vae=vae, text_encoder=te, tokenizer=tok, unet=unet, scheduler=sample_scheduler(),
-                                   safety_checker=None, feature_extractor=None, requires_safety_checker=False)
-
-def save_generator(pipe, dest:str|Path)->Path:
-    "Save `pipe` in fp16 into `dest`, without its tokenizer files."
-    dest = Path(dest)
-    with quiet(): pipe.to(torch.float16).save_pretrained(dest)
-    pipe.to(torch.float32)
-    shutil.rmtree(dest/'tokenizer', ignore_errors=True)
-    return dest
 
 # %% ../nbs/13_shapes_models.ipynb #34579112
 BUDGETS = {'clip_data': 30_000, 'clip_steps': 2500, 'tower_steps': 1500, 'vae_data': 20_000, 'vae_steps': 4000, 'decoder_data': 10_000, 'decoder_steps': 2400,
