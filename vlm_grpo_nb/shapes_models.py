@@ -21,17 +21,17 @@ from .clip_reward import AestheticHead
 # %% auto #0
 __all__ = ['log', 'VAE_CONFIG', 'CLIP_CONFIG', 'CLIP_NORM', 'ATTRIBUTES', 'FILL_MIN_CHROMA', 'FILL_HUE_MARGIN', 'IMAGE_TOWER',
            'TOWER_CLIP_CONFIG', 'UNET_CONFIG', 'SD15_SCHEDULE', 'SCHEDULE', 'BUDGETS', 'SFT_MIX', 'SFT_USERS',
-           'POLICY_VOCAB', 'POLICY_CONFIG', 'world_data', 'to_unit', 'from_unit', 'build_vae', 'recon_loss', 'vae_loss',
-           'train_loop', 'train_vae', 'latent_means', 'sharpen_decoder', 'build_clip', 'clip_images', 'clip_tokens',
-           'swap_attribute', 'hard_negative', 'attribute_labels', 'clip_batch_loss', 'train_clip', 'save_clip',
-           'free_fill', 'recoloured_views', 'clip_text_features', 'grey', 'train_image_tower', 'clip_image_features',
-           'train_quality', 'save_quality', 'clip_text_encoder', 'build_unet', 'train_scheduler', 'sample_scheduler',
-           'encode_latents', 'clip_tokenizer_hf', 'encode_captions', 'diffusion_loss', 'train_generator',
-           'assemble_pipeline', 'save_generator', 'object_cells', 'tune_generator', 'swap_decoder', 'load_clip',
-           'load_generator', 'build_shapes_models', 'heldout_cases', 'generate', 'verdict_stats',
-           'one_attribute_distractors', 'clip_retrieval', 'quality_spearman', 'headroom', 'verdict_title', 'prompt_of',
-           'sft_rewrite', 'sft_users', 'world_tokenizer', 'chat_prompt', 'sft_batch', 'build_policy', 'train_policy',
-           'save_policy', 'next_word_probs']
+           'POLICY_VOCAB', 'POLICY_CONFIG', 'world_data', 'to_unit', 'from_unit', 'build_vae', 'object_pixels',
+           'recon_loss', 'vae_loss', 'train_loop', 'train_vae', 'latent_means', 'sharpen_decoder', 'build_clip',
+           'clip_images', 'clip_tokens', 'swap_attribute', 'hard_negative', 'attribute_labels', 'clip_batch_loss',
+           'train_clip', 'save_clip', 'free_fill', 'recoloured_views', 'clip_text_features', 'grey',
+           'train_image_tower', 'clip_image_features', 'train_quality', 'save_quality', 'clip_text_encoder',
+           'build_unet', 'train_scheduler', 'sample_scheduler', 'encode_latents', 'clip_tokenizer_hf',
+           'encode_captions', 'diffusion_loss', 'train_generator', 'assemble_pipeline', 'save_generator',
+           'object_cells', 'tune_generator', 'swap_decoder', 'load_clip', 'load_generator', 'build_shapes_models',
+           'heldout_cases', 'generate', 'verdict_stats', 'one_attribute_distractors', 'clip_retrieval',
+           'quality_spearman', 'headroom', 'verdict_title', 'prompt_of', 'sft_rewrite', 'sft_users', 'world_tokenizer',
+           'chat_prompt', 'sft_batch', 'build_policy', 'train_policy', 'save_policy', 'next_word_probs']
 
 # %% ../nbs/13_shapes_models.ipynb #d69679c3
 log = get_logger(__name__)
@@ -71,11 +71,16 @@ def build_vae(seed:int=0):
     torch.manual_seed(seed)
     return AutoencoderKL(**VAE_CONFIG)
 
+# %% ../nbs/13_shapes_models.ipynb #objpx001
+def object_pixels(x:Tensor)->Tensor:
+    "(N,1,H,W): 1 where a pixel of `x` (N,3,H,W in [-1, 1]) is off its image's background colour (the median pixel), else 0."
+    bg = x.flatten(2).median(-1).values[..., None, None]
+    return ((x - bg).abs().sum(1, keepdim=True) > 0.3).float()
+
 # %% ../nbs/13_shapes_models.ipynb #8016caff
 def recon_loss(rec:Tensor, x:Tensor)->Tensor:
     "Object-weighted squared + absolute pixel error of `rec` against `x` (both in [-1, 1]), plus the error of their gradients."
-    bg = x.flatten(2).median(-1).values[..., None, None]
-    w = 1 + 4 * ((x - bg).abs().sum(1, keepdim=True) > 0.3).float()
+    w = 1 + 4 * object_pixels(x)
     gx, gy = (lambda t: t[..., :, 1:] - t[..., :, :-1]), (lambda t: t[..., 1:, :] - t[..., :-1, :])
     edges = (gx(rec) - gx(x)).abs().mean() + (gy(rec) - gy(x)).abs().mean()
     return (w * ((rec - x)**2 + 0.5 * (rec - x).abs())).mean() + 0.5 * edges
@@ -470,8 +475,8 @@ def diffusion_loss(
     noise, t = torch.randn(z.shape, generator=g), torch.randint(0, sched.config.num_train_timesteps, (B,), generator=g)
     v = sched.config.prediction_type == 'v_prediction'
     target = sched.get_velocity(z, noise, t) if v else noise
-    if weight is None: err = F.mse_loss(unet(sched.add_noise(z, noise, t), t, emb).sample, target, reduction='none').mean((1, 2, 3))
-    else: err = ((unet(sched.add_noise(z, noise, t), t, emb).sample - target)**2 * weight).sum((1, 2, 3)) / (weight.sum((1, 2, 3)) * z.shape[1])
+    err = F.mse_loss(unet(sched.add_noise(z, noise, t), t, emb).sample, target, reduction='none')
+    err = err.mean((1, 2, 3)) if weight is None else (err * weight).sum((1, 2, 3)) / (weight.sum((1, 2, 3)) * z.shape[1])
     snr = compute_snr(sched, t)
     return (err * torch.clamp(snr, max=snr_gamma) / (snr + 1 if v else snr)).mean()
 
@@ -516,10 +521,7 @@ def save_generator(pipe, dest:str|Path)->Path:
 # %% ../nbs/13_shapes_models.ipynb #tune0002
 def object_cells(images:np.ndarray, factor:int=4)->Tensor:
     "(N,1,H/factor,W/factor): per latent cell, the largest share of object pixels (off the background colour) in it or its 8 neighbours."
-    x = to_unit(images)
-    bg = x.flatten(2).median(-1).values[..., None, None]
-    obj = ((x - bg).abs().sum(1, keepdim=True) > 0.3).float()
-    return F.max_pool2d(F.avg_pool2d(obj, factor), 3, 1, 1)
+    return F.max_pool2d(F.avg_pool2d(object_pixels(to_unit(images)), factor), 3, 1, 1)
 
 # %% ../nbs/13_shapes_models.ipynb #tune0004
 def tune_generator(
@@ -618,9 +620,10 @@ def build_shapes_models(
     rec['generator'] = _stage(work, 'generator', {**k('gen_data', 'gen_steps'), 'unet': list(UNET_CONFIG['block_out_channels']), 'schedule': SCHEDULE, 'clip': rec['clip']['key'],
                                                 'vae': rec['vae']['key']}, gen, save_generator)
     if b['tune_steps']:   # then trained further, weighted towards the objects' latent cells
-        rec['tune'] = _stage(work, 'generator_tuned', {**k('gen_data', 'tune_steps'), 'generator': rec['generator']['key'], 'object_weight': 4.0, 'lr': 3e-4},
+        tune = {'lr': 3e-4, 'object_weight': 4.0}
+        rec['tune'] = _stage(work, 'generator_tuned', {**k('gen_data', 'tune_steps'), 'generator': rec['generator']['key'], **tune},
                              lambda: tune_generator(load_generator(work/'generator'), world_data(b['gen_data'], seed + 1), b['tune_steps'], seed=seed,
-                                                    progress=progress), save_generator)
+                                                    progress=progress, **tune), save_generator)
     rec['quality'] = _stage(work, 'quality.safetensors', {**k('quality_data', 'quality_steps'), 'clip': rec['tower']['key']},
                             lambda: train_quality(reward_clip, world_data(b['quality_data'], seed + 3), b['quality_steps'], seed=seed, progress=progress), save_quality)
     def pol():
