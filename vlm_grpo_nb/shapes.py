@@ -449,12 +449,38 @@ def shape_features(mask:np.ndarray)->np.ndarray:
     return np.array([area / (h * w), area / hull, (ys.mean() + 0.5 - y0) / h, notch])
 
 # %% ../nbs/12_shapes.ipynb #7b8b5f15
-SHAPE_PROTOTYPES = {  # calibrate_shapes(400, 0)
-    ('circle', 'large'): (0.787, 0.956, 0.499, 0.972), ('circle', 'small'): (0.783, 0.933, 0.502, 0.978),
-    ('cross', 'large'): (0.559, 0.718, 0.5, 1.0), ('cross', 'small'): (0.563, 0.725, 0.501, 1.0),
-    ('square', 'large'): (1.0, 1.0, 0.5, 1.0), ('square', 'small'): (0.999, 1.0, 0.5, 1.0),
-    ('star', 'large'): (0.418, 0.591, 0.553, 0.044), ('star', 'small'): (0.458, 0.628, 0.548, 0.109),
-    ('triangle', 'large'): (0.524, 0.937, 0.659, 1.0), ('triangle', 'small'): (0.548, 0.894, 0.651, 1.0)}
+SHAPE_PROTOTYPES = {  # calibrate_shapes(400, 0): (shape, size, blur severity) -> features
+    ('circle', 'small', 0.0): (0.783, 0.933, 0.502, 0.978),
+    ('circle', 'small', 0.2): (0.785, 0.933, 0.502, 0.97),
+    ('circle', 'small', 0.4): (0.788, 0.934, 0.502, 1.0),
+    ('circle', 'large', 0.0): (0.787, 0.956, 0.499, 0.972),
+    ('circle', 'large', 0.2): (0.788, 0.956, 0.499, 0.977),
+    ('circle', 'large', 0.4): (0.791, 0.957, 0.498, 0.978),
+    ('square', 'small', 0.0): (0.999, 1.0, 0.5, 1.0),
+    ('square', 'small', 0.2): (0.994, 0.997, 0.5, 1.0),
+    ('square', 'small', 0.4): (0.982, 0.991, 0.501, 1.0),
+    ('square', 'large', 0.0): (1.0, 1.0, 0.5, 1.0),
+    ('square', 'large', 0.2): (0.999, 1.0, 0.5, 1.0),
+    ('square', 'large', 0.4): (0.996, 0.998, 0.5, 1.0),
+    ('triangle', 'small', 0.0): (0.548, 0.894, 0.651, 1.0),
+    ('triangle', 'small', 0.2): (0.552, 0.893, 0.649, 1.0),
+    ('triangle', 'small', 0.4): (0.622, 0.901, 0.621, 1.0),
+    ('triangle', 'large', 0.0): (0.524, 0.937, 0.659, 1.0),
+    ('triangle', 'large', 0.2): (0.529, 0.937, 0.657, 1.0),
+    ('triangle', 'large', 0.4): (0.562, 0.94, 0.647, 1.0),
+    ('star', 'small', 0.0): (0.458, 0.627, 0.548, 0.109),
+    ('star', 'small', 0.2): (0.481, 0.654, 0.555, 0.255),
+    ('star', 'small', 0.4): (0.598, 0.772, 0.542, 0.444),
+    ('star', 'large', 0.0): (0.418, 0.591, 0.553, 0.044),
+    ('star', 'large', 0.2): (0.431, 0.605, 0.557, 0.069),
+    ('star', 'large', 0.4): (0.49, 0.667, 0.555, 0.103),
+    ('cross', 'small', 0.0): (0.563, 0.725, 0.501, 1.0),
+    ('cross', 'small', 0.2): (0.566, 0.74, 0.5, 0.984),
+    ('cross', 'small', 0.4): (0.573, 0.779, 0.501, 0.992),
+    ('cross', 'large', 0.0): (0.559, 0.718, 0.5, 1.0),
+    ('cross', 'large', 0.2): (0.558, 0.726, 0.5, 1.0),
+    ('cross', 'large', 0.4): (0.556, 0.747, 0.5, 1.0),
+}
 FEATURE_SCALE = np.array([0.05, 0.05, 0.025, 0.3])  # typical spread of each feature
 
 def classify_shape(features:np.ndarray)->str:
@@ -464,13 +490,14 @@ def classify_shape(features:np.ndarray)->str:
     return keys[int(d.argmin())][0]
 
 # %% ../nbs/12_shapes.ipynb #39099dc5
-def calibrate_shapes(n:int=400, seed:int=0)->dict:
-    "Mean `shape_features` per (shape, size) over `n` clean one-object renders (seeds `seed`...)."
+def calibrate_shapes(n:int=400, seed:int=0, blurs:tuple=(0.0, 0.2, 0.4))->dict:
+    "Mean `shape_features` per (shape, size, blur) over `n` one-object renders per blur severity in `blurs` (seeds `seed`...)."
     feats = {}
-    for i in range(seed, seed + n):
-        s = sample_scene(i, quality=Quality())
-        ms = object_masks(render(s, i))
-        if len(ms) == 1: feats.setdefault((s.objects[0].shape, s.objects[0].size), []).append(shape_features(ms[0]))
+    for b in blurs:
+        for i in range(seed, seed + n):
+            s = sample_scene(i, quality=Quality(blur=b))
+            ms = object_masks(render(s, i))
+            if len(ms) == 1: feats.setdefault((s.objects[0].shape, s.objects[0].size, b), []).append(shape_features(ms[0]))
     return {k: tuple(np.round(np.mean(v, 0), 3).tolist()) for k, v in sorted(feats.items())}
 
 # %% ../nbs/12_shapes.ipynb #8fb01367
