@@ -2,21 +2,45 @@
 validation prompts, the share of the gap between the supervised policy and the oracle that GRPO closes, the no-hacking
 condition, and the wall time.
 
-    python bench/shapes_grpo.py [--seeds 0 1 2] [--out bench/shapes_grpo_runs] [--set key=value ...]
+    python bench/shapes_grpo.py [--seeds 0 1 2] [--out bench/shapes_grpo_runs] [--set key=value ...] [--train-check 64]
 
 Each seed runs `vlm_grpo train --preset shapes --set training_settings.seed=S` in its own process (as a user would),
 timed from the command's start to its end. Goal (issue 11): GRPO closes at least 50% of the gap in at most 15 minutes,
 and the judge's verdict on the user's named attributes for GRPO rewrites is not below the raw prompt's. A second table
 reads the rewrites themselves: the share that keep the user's named attributes, by the world's parser.
+`--train-check N` also judges each seed's final policy (`vlm_grpo evaluate`) on N user prompts of the training split
+that are not in the training file: the no-hacking condition on colour-shape pairs the models saw, where a change can be
+chosen without looking at the held-out prompts.
 """
 import argparse, json, subprocess, sys, time
 from pathlib import Path
 import numpy as np
 from vlm_grpo_nb.shapes_grpo import describe_rewrites
 
+def train_check_prompts(n:int, dest:Path)->Path:
+    "A JSONL file in `dest` of `n` user prompts of the training split that the shapes preset's training file does not hold."
+    from vlm_grpo_nb.config import load_config
+    from vlm_grpo_nb.data import load_prompts, save_jsonl
+    from vlm_grpo_nb.shapes_grpo import prompt_records
+    trained = {r['user_prompt'] for r in load_prompts(load_config(preset='shapes').data_settings.train_file)}
+    recs = [r for r in prompt_records(20 * n, 99, 'train') if r['user_prompt'] not in trained][:n]
+    return save_jsonl(recs, dest/f'train_check_{n}.jsonl')
+
+def train_check(d:Path, prompts:Path, sets:list)->dict:
+    "The judge of `vlm_grpo evaluate` for the final policy of run `d` on `prompts` (cached in d/train_check/)."
+    f = d/'train_check'/'evaluation.json'
+    if not f.exists():
+        last = max(d.glob('checkpoint_iter_*'), key=lambda c: int(c.name.split('_')[-1]))
+        cmd = [sys.executable, '-c', 'from vlm_grpo_nb.cli import main; main()', 'evaluate', '--preset', 'shapes', '--checkpoint', str(last),
+               '--output', str(d/'train_check'), '--set', f'data_settings.val_file={prompts}', *sum([['--set', x] for x in sets], [])]
+        p = subprocess.run(cmd, capture_output=True, text=True)
+        if p.returncode: sys.exit(f'evaluating {last} failed:\n{p.stderr[-3000:]}')
+    return json.loads(f.read_text())['judge']
+
 def main():
     ap = argparse.ArgumentParser(); ap.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     ap.add_argument('--out', default='bench/shapes_grpo_runs'); ap.add_argument('--set', dest='sets', action='append', default=[])
+    ap.add_argument('--train-check', type=int, default=0, help='also judge the final policies on N unseen training-split prompts')
     a = ap.parse_args(); out = Path(a.out); rows = []
     for s in a.seeds:
         d = out/f'seed{s}'
@@ -46,6 +70,18 @@ def main():
     print('\n| rewrites keep the user\'s (parsed text) | every named attribute | shape | colour | size | position | quality words |\n|---|---|---|---|---|---|---|')
     for k, n in (('before', 'supervised policy (before GRPO)'), ('after', 'GRPO policy')):
         print(f"| {n} | " + ' | '.join(ms(f'{k}_{c}') for c in ('keeps_attributes', 'keeps_shape', 'keeps_colour', 'keeps_size', 'keeps_position', 'quality_words')) + ' |')
+    if a.train_check:
+        prompts = train_check_prompts(a.train_check, out)
+        js = [train_check(out/f'seed{s}', prompts, a.sets) for s in a.seeds]
+        print(f"\nThe final policies on {a.train_check} training-split prompts not in the training file (colour-shape pairs the models saw)\n")
+        print('| rewriter | judge score | named attributes right |\n|---|---|---|')
+        for k, n in (('user', 'raw user prompt'), ('policy', 'GRPO policy'), ('oracle', 'oracle rewrite')):
+            ok, at = np.array([j[k]['ok'] for j in js]), np.array([j[k]['attributes'] for j in js])
+            print(f"| {n} | {ok.mean():.1%} ± {ok.std(ddof=1) if len(js) > 1 else 0:.1%} | {at.mean():.1%} ± {at.std(ddof=1) if len(js) > 1 else 0:.1%} |")
+        per_seed = ', '.join(f"{j['policy']['attributes']:.1%} / {j['user']['attributes']:.1%}" for j in js)
+        print(f"\nno hacking (GRPO attributes >= raw) on {sum(j['policy']['attributes'] >= j['user']['attributes'] for j in js)}/{len(js)} seeds "
+              f"(per seed, GRPO / raw: {per_seed})")
+        for r, j in zip(rows, js): r['train_check'] = j
     (out/'summary.json').write_text(json.dumps(rows, indent=1))
 
 if __name__ == '__main__': main()
