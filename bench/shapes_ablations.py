@@ -5,7 +5,7 @@
 Every variant trains the shipped supervised policy for the same number of steps (same completions per step) from the
 `shapes` preset, and reports the judge's score of the trained policy on the validation prompts (mean and standard
 deviation over seeds), the change from the supervised policy, the validation reward of the rewrites, and a Welch
-t-test of each variant against its reference (the base, or group statistics on the same 40 prompts) for both.
+t-test of each variant against its reference (the base; for per-prompt statistics on 40 prompts, group statistics on them) for both.
 Variants: same-noise groups vs independent noise, group size 4 vs 8 (batch 8x4 vs 4x8), KL coefficient 0.02 vs 0,
 group statistics vs per-prompt running statistics. Per-prompt statistics differ from the group's only when a prompt comes
 back: a run sees each of the 1,500 training prompts at most once in its first 187 steps, so the last two variants train
@@ -25,7 +25,7 @@ VARIANTS = {
     'per-prompt stats, 40 prompts': {'training_settings.per_prompt_stats': True, 'train_prompts': 40},
 }
 
-REFERENCE = {'group stats, 40 prompts': 'group stats, 40 prompts', 'per-prompt stats, 40 prompts': 'group stats, 40 prompts'}  # else 'base'
+REFERENCE = {'per-prompt stats, 40 prompts': 'group stats, 40 prompts'}  # what a variant is tested against; else 'base'
 
 def first_prompts(n:int, out:Path)->str:
     "A JSONL file of the shipped shapes preset's first `n` training prompts, written into `out`; its path."
@@ -37,8 +37,8 @@ def first_prompts(n:int, out:Path)->str:
 
 def run(name, seed, steps, out):
     from vlm_grpo_nb.system import VLMGRPOSystem
-    kw = {k: v for k, v in VARIANTS[name].items() if k != 'train_prompts'}
-    if 'train_prompts' in VARIANTS[name]: kw['data_settings.train_file'] = first_prompts(VARIANTS[name]['train_prompts'], out)
+    kw = dict(VARIANTS[name])
+    if n := kw.pop('train_prompts', None): kw['data_settings.train_file'] = first_prompts(n, out)
     kw = {**kw, 'training_settings.seed': seed, 'training_settings.num_iterations': steps,
           'training_settings.validation_freq': steps, 'training_settings.checkpoint_freq': steps,
           'output_settings.wandb.enabled': False, 'output_settings.save_images': False, 'output_settings.plots': False}

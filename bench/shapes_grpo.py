@@ -26,15 +26,19 @@ def train_check_prompts(n:int, dest:Path)->Path:
     recs = [r for r in prompt_records(20 * n, 99, 'train') if r['user_prompt'] not in trained][:n]
     return save_jsonl(recs, dest/f'train_check_{n}.jsonl')
 
+def cli(args:list, sets:list)->str:
+    "Run `vlm_grpo ARGS --preset shapes` with `--set` overrides in its own process, as a user would; its stdout (exit on failure)."
+    cmd = [sys.executable, '-c', 'from vlm_grpo_nb.cli import main; main()', *args, '--preset', 'shapes', *sum([['--set', x] for x in sets], [])]
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    if p.returncode: sys.exit(f"vlm_grpo {' '.join(args)} failed:\n{p.stderr[-3000:]}")
+    return p.stdout
+
 def train_check(d:Path, prompts:Path, sets:list)->dict:
     "The judge of `vlm_grpo evaluate` for the final policy of run `d` on `prompts` (cached in d/train_check/)."
     f = d/'train_check'/'evaluation.json'
     if not f.exists():
         last = max(d.glob('checkpoint_iter_*'), key=lambda c: int(c.name.split('_')[-1]))
-        cmd = [sys.executable, '-c', 'from vlm_grpo_nb.cli import main; main()', 'evaluate', '--preset', 'shapes', '--checkpoint', str(last),
-               '--output', str(d/'train_check'), '--set', f'data_settings.val_file={prompts}', *sum([['--set', x] for x in sets], [])]
-        p = subprocess.run(cmd, capture_output=True, text=True)
-        if p.returncode: sys.exit(f'evaluating {last} failed:\n{p.stderr[-3000:]}')
+        cli(['evaluate', '--checkpoint', str(last), '--output', str(d/'train_check')], [f'data_settings.val_file={prompts}', *sets])
     return json.loads(f.read_text())['judge']
 
 def main():
@@ -46,11 +50,8 @@ def main():
         d = out/f'seed{s}'
         if not (d/'final_results.json').exists():
             t0 = time.time()
-            cmd = [sys.executable, '-c', 'from vlm_grpo_nb.cli import main; main()', 'train', '--preset', 'shapes', '--output', str(d),
-                   '--no-progress', '--set', f'training_settings.seed={s}', *sum([['--set', x] for x in a.sets], [])]
-            p = subprocess.run(cmd, capture_output=True, text=True)
-            if p.returncode: sys.exit(f'seed {s} failed:\n{p.stderr[-3000:]}')
-            (d/'wall_seconds.txt').write_text(f'{time.time() - t0:.1f}\n'); print(p.stdout, flush=True)
+            stdout = cli(['train', '--output', str(d), '--no-progress'], [f'training_settings.seed={s}', *a.sets])
+            (d/'wall_seconds.txt').write_text(f'{time.time() - t0:.1f}\n'); print(stdout, flush=True)
         res = json.loads((d/'final_results.json').read_text())
         last = max(int(f.stem.split('_')[-1]) for f in d.glob('validation_iter_*.json'))
         kept = {}   # what the policy's rewrites keep of the user's words, read by the world's parser
@@ -72,16 +73,15 @@ def main():
         print(f"| {n} | " + ' | '.join(ms(f'{k}_{c}') for c in ('keeps_attributes', 'keeps_shape', 'keeps_colour', 'keeps_size', 'keeps_position', 'quality_words')) + ' |')
     if a.train_check:
         prompts = train_check_prompts(a.train_check, out)
-        js = [train_check(out/f'seed{s}', prompts, a.sets) for s in a.seeds]
+        for r in rows:
+            j = train_check(out/f"seed{r['seed']}", prompts, a.sets)
+            r.update({f'check_{k}_{m}': j[k][m] for k in ('user', 'policy', 'oracle') for m in ('ok', 'attributes')})
         print(f"\nThe final policies on {a.train_check} training-split prompts not in the training file (colour-shape pairs the models saw)\n")
         print('| rewriter | judge score | named attributes right |\n|---|---|---|')
         for k, n in (('user', 'raw user prompt'), ('policy', 'GRPO policy'), ('oracle', 'oracle rewrite')):
-            ok, at = np.array([j[k]['ok'] for j in js]), np.array([j[k]['attributes'] for j in js])
-            print(f"| {n} | {ok.mean():.1%} ± {ok.std(ddof=1) if len(js) > 1 else 0:.1%} | {at.mean():.1%} ± {at.std(ddof=1) if len(js) > 1 else 0:.1%} |")
-        per_seed = ', '.join(f"{j['policy']['attributes']:.1%} / {j['user']['attributes']:.1%}" for j in js)
-        print(f"\nno hacking (GRPO attributes >= raw) on {sum(j['policy']['attributes'] >= j['user']['attributes'] for j in js)}/{len(js)} seeds "
-              f"(per seed, GRPO / raw: {per_seed})")
-        for r, j in zip(rows, js): r['train_check'] = j
+            print(f"| {n} | {ms(f'check_{k}_ok')} | {ms(f'check_{k}_attributes')} |")
+        print(f"\nno hacking (GRPO attributes >= raw) on {sum(col('check_policy_attributes') >= col('check_user_attributes'))}/{len(rows)} seeds "
+              f"(per seed, GRPO / raw: {', '.join(f'{x:.1%} / {y:.1%}' for x, y in zip(col('check_policy_attributes'), col('check_user_attributes')))})")
     (out/'summary.json').write_text(json.dumps(rows, indent=1))
 
 if __name__ == '__main__': main()
