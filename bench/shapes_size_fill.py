@@ -1,6 +1,6 @@
 """What filling an unnamed size with 'small' or 'large' does, by the reward and by the judge. On TRAINING-split prompts only.
 
-    OMP_NUM_THREADS=2 python bench/shapes_size_fill.py [--n 300] [--set model_settings.sd_model=PATH]
+    OMP_NUM_THREADS=2 python bench/shapes_size_fill.py [--n 300] [--weights 0 0.1 0.25 0.5 1] [--set model_settings.sd_model=PATH]
 
 GRPO rewrites fill a size the user did not name with 'small' (bench/RESULTS.md, issue 11's train-check). This measures
 why: for the training-split prompts among `heldout_cases(n, seed=2024, split='train')` that name no size, the oracle
@@ -22,12 +22,12 @@ def main():
     cfg = load_config(preset='shapes', **dict(parse_set(x) for x in a.sets)); apply_cpu_threads(cfg)
     gen, rew = SD3Generator(config=cfg), CLIPRewardCalculator(config=cfg)
     users = [c['user'] for c in M.heldout_cases(a.n, seed=2024, split='train') if 'size' not in S.parse_prompt(c['user'])[0]]
-    seeds, res = [900_000 + i for i in range(len(users))], {}
+    seeds, res, pen = [900_000 + i for i in range(len(users))], {}, {}
     for size in ('small', 'large'):
         texts = [S.oracle_rewrite(M.prompt_of({**S.parse_prompt(u)[0], 'size': size}), 7 + i) for i, u in enumerate(users)]
         ims = M.generate(gen, texts, seeds)
         r = rew.calculate_rewards(torch.from_numpy(ims).permute(0, 3, 1, 2).float() / 255, texts, users, update_stats=False)
-        v = S.judge_batch(list(ims), users)
+        v, pen[size] = S.judge_batch(list(ims), users), r.breakdown['penalty'].numpy()
         res[size] = {'relevance': r.breakdown['relevance'].numpy(), 'quality head': r.breakdown['quality'].numpy(), 'reward': r.total.numpy(),
                      'shape': np.array([x.checks[0]['shape'] for x in v], float),
                      'named attributes': np.array([all(all(c.values()) for c in x.checks) for x in v], float),
@@ -38,8 +38,8 @@ def main():
     for k in res['small']:
         s, l = res['small'][k], res['large'][k]
         print(f"| {k} | {s.mean():.3f} | {l.mean():.3f} | {np.mean(s > l):.1%} | {np.mean(l > s):.1%} |")
-    tot = lambda d, w: d['relevance'] + w * d['quality head']   # the penalty is 0 on these rewrites
+    tot = lambda k, w: res[k]['relevance'] + w * res[k]['quality head'] + pen[k]
     print('\n| quality weight | the reward prefers small |\n|---|---|')
-    for w in a.weights: print(f"| {w:g} | {np.mean(tot(res['small'], w) > tot(res['large'], w)):.1%} |")
+    for w in a.weights: print(f"| {w:g} | {np.mean(tot('small', w) > tot('large', w)):.1%} |")
 
 if __name__ == '__main__': main()
