@@ -13,7 +13,7 @@ import numpy as np, torch
 
 def main():
     ap = argparse.ArgumentParser(); ap.add_argument('--n', type=int, default=300)
-    ap.add_argument('--weights', type=float, nargs='+', default=[0, 0.1, 0.25, 0.5, 1], help='quality weights for the second table (relevance weight 1)')
+    ap.add_argument('--weights', type=float, nargs='+', default=[0, 0.1, 0.25, 0.5, 1], help="quality weights for the second table (the config's other weights)")
     ap.add_argument('--set', dest='sets', action='append', default=[], help='config override key=value, as the CLI takes it'); a = ap.parse_args()
     from vlm_grpo_nb.config import load_config, apply_cpu_threads, parse_set
     from vlm_grpo_nb.sd_generator import SD3Generator
@@ -38,7 +38,8 @@ def main():
     for k in res['small']:
         s, l = res['small'][k], res['large'][k]
         print(f"| {k} | {s.mean():.3f} | {l.mean():.3f} | {np.mean(s > l):.1%} | {np.mean(l > s):.1%} |")
-    tot = lambda k, w: res[k]['relevance'] + w * res[k]['quality head'] + pen[k]
+    W = dict(cfg.reward_settings.weights)
+    tot = lambda k, w: W['relevance'] * res[k]['relevance'] + w * res[k]['quality head'] + W['penalty'] * pen[k]
     print('\n| quality weight | the reward prefers small |\n|---|---|')
     for w in a.weights: print(f"| {w:g} | {np.mean(tot('small', w) > tot('large', w)):.1%} |")
 
