@@ -2,11 +2,13 @@
 
     OMP_NUM_THREADS=2 python bench/shapes_size_fill.py [--n 300] [--weights 0 0.1 0.25 0.5 1] [--set model_settings.sd_model=PATH]
 
-GRPO rewrites fill a size the user did not name with 'small' (bench/RESULTS.md, issue 11's train-check). This measures
-why: for the training-split prompts among `heldout_cases(n, seed=2024, split='train')` that name no size, the oracle
-rewrite with 'small' and with 'large' filled in (same words and noise otherwise) is rendered by the `shapes` generator
-and scored by the reward (relevance, quality head, the preset's weighted total) and by the judge; then how often the reward
-prefers the small fill at other quality weights.
+With a quality head trained on renders alone, GRPO rewrites filled a size the user did not name with 'small'
+(bench/RESULTS.md, issue 11's train-check). This measures why, and whether a quality head (`--set
+model_settings.aesthetic_head=FILE`) still pulls that way: for the training-split prompts among
+`heldout_cases(n, seed=2024, split='train')` that name no size, the oracle rewrite with 'small' and with 'large' filled
+in (same words and noise otherwise) is rendered by the `shapes` generator and scored by the reward (relevance, quality
+head, the preset's weighted total) and by the judge; then how often the reward prefers the small fill at other quality
+weights.
 """
 import argparse
 import numpy as np, torch

@@ -20,18 +20,19 @@ from .clip_reward import AestheticHead
 
 # %% auto #0
 __all__ = ['log', 'VAE_CONFIG', 'CLIP_CONFIG', 'CLIP_NORM', 'ATTRIBUTES', 'FILL_MIN_CHROMA', 'FILL_HUE_MARGIN', 'IMAGE_TOWER',
-           'TOWER_CLIP_CONFIG', 'UNET_CONFIG', 'SD15_SCHEDULE', 'SCHEDULE', 'BUDGETS', 'SFT_MIX', 'SFT_USERS',
-           'POLICY_VOCAB', 'POLICY_CONFIG', 'world_data', 'to_unit', 'from_unit', 'build_vae', 'object_pixels',
-           'recon_loss', 'vae_loss', 'train_loop', 'train_vae', 'latent_means', 'sharpen_decoder', 'build_clip',
-           'clip_images', 'clip_tokens', 'swap_attribute', 'hard_negative', 'attribute_labels', 'clip_batch_loss',
-           'train_clip', 'save_clip', 'free_fill', 'recoloured_views', 'clip_text_features', 'grey',
+           'TOWER_CLIP_CONFIG', 'UNET_CONFIG', 'SD15_SCHEDULE', 'SCHEDULE', 'BUDGETS', 'QUALITY_INVARIANCE', 'SFT_MIX',
+           'SFT_USERS', 'POLICY_VOCAB', 'POLICY_CONFIG', 'world_data', 'to_unit', 'from_unit', 'build_vae',
+           'object_pixels', 'recon_loss', 'vae_loss', 'train_loop', 'train_vae', 'latent_means', 'sharpen_decoder',
+           'build_clip', 'clip_images', 'clip_tokens', 'swap_attribute', 'hard_negative', 'attribute_labels',
+           'clip_batch_loss', 'train_clip', 'save_clip', 'free_fill', 'recoloured_views', 'clip_text_features', 'grey',
            'train_image_tower', 'clip_image_features', 'train_quality', 'save_quality', 'clip_text_encoder',
            'build_unet', 'train_scheduler', 'sample_scheduler', 'encode_latents', 'clip_tokenizer_hf',
            'encode_captions', 'diffusion_loss', 'train_generator', 'assemble_pipeline', 'save_generator',
-           'object_cells', 'tune_generator', 'swap_decoder', 'load_clip', 'load_generator', 'build_shapes_models',
-           'heldout_cases', 'generate', 'verdict_stats', 'one_attribute_distractors', 'clip_retrieval',
-           'quality_spearman', 'headroom', 'verdict_title', 'prompt_of', 'sft_rewrite', 'sft_users', 'world_tokenizer',
-           'chat_prompt', 'sft_batch', 'build_policy', 'train_policy', 'save_policy', 'next_word_probs']
+           'object_cells', 'tune_generator', 'swap_decoder', 'load_clip', 'load_generator', 'generate', 'prompt_of',
+           'size_swap_pairs', 'build_shapes_models', 'heldout_cases', 'verdict_stats', 'one_attribute_distractors',
+           'clip_retrieval', 'quality_spearman', 'headroom', 'verdict_title', 'sft_rewrite', 'sft_users',
+           'world_tokenizer', 'chat_prompt', 'sft_batch', 'build_policy', 'train_policy', 'save_policy',
+           'next_word_probs']
 
 # %% ../nbs/13_shapes_models.ipynb #d69679c3
 log = get_logger(__name__)
@@ -372,15 +373,23 @@ def train_quality(
     batch_size:int=256,
     lr:float=1e-3,
     seed:int=0,
+    pairs:tuple|None=None,  # (a, b) uint8 images of the same prompts and noise but one content word (`size_swap_pairs`)
+    invariance:float=0.0,   # weight of the squared gap between the head's scores of a pair
+    pair_batch:int=64,
     progress:bool=True,
 )->tuple:                 # (AestheticHead in eval mode, losses)
-    "Train an `AestheticHead` to predict the quality label from CLIP image embeddings."
+    "Train an `AestheticHead` to predict the quality label from CLIP image embeddings, and to score the two images of each pair alike."
     set_seed(seed)
     feats, y = clip_image_features(clip_model, data['images']), torch.from_numpy(data['quality'])
+    fa, fb = (clip_image_features(clip_model, x) for x in pairs) if invariance else (None, None)
     torch.manual_seed(seed); head, g = AestheticHead(feats.shape[1]), torch.Generator().manual_seed(seed)
+    gp = torch.Generator().manual_seed(seed + 1)
     def loss(i):
         j = torch.randint(0, len(y), (batch_size,), generator=g)
-        return F.mse_loss(head(feats[j]), y[j])
+        l = F.mse_loss(head(feats[j]), y[j])
+        if not invariance: return l
+        k = torch.randint(0, len(fa), (pair_batch,), generator=gp)
+        return l + invariance * (head(fa[k]) - head(fb[k])).pow(2).mean()
     losses = train_loop(list(head.parameters()), loss, steps, lr, 0.0, 'quality head', progress)
     return head.eval().requires_grad_(False), losses
 
@@ -550,7 +559,9 @@ def tune_generator(
 
 # %% ../nbs/13_shapes_models.ipynb #34579112
 BUDGETS = {'clip_data': 30_000, 'clip_steps': 2500, 'tower_steps': 1500, 'vae_data': 20_000, 'vae_steps': 4000, 'decoder_data': 10_000, 'decoder_steps': 2400,
-           'gen_data': 30_000, 'gen_steps': 7000, 'tune_steps': 2000, 'quality_data': 15_000, 'quality_steps': 3000, 'policy_pairs': 20_000, 'policy_steps': 4000}
+           'gen_data': 30_000, 'gen_steps': 7000, 'tune_steps': 2000, 'quality_data': 15_000, 'quality_steps': 3000,
+           'quality_pairs': 1500, 'policy_pairs': 20_000, 'policy_steps': 4000}
+QUALITY_INVARIANCE = 0.5   # the quality head's size-invariance weight (bench/RESULTS.md: the smallest at which the reward stops preferring 'small')
 
 def _stage(work:Path, name:str, key:dict, train, save)->dict:
     "Run `train()` -> (model, losses) and `save(model, work/name)` unless `work/name` is there and `work/name.json` records the same `key`; return the record."
@@ -584,6 +595,36 @@ def load_generator(folder:str|Path):
     from diffusers import StableDiffusionPipeline
     with quiet(): pipe = StableDiffusionPipeline.from_pretrained(folder, tokenizer=clip_tokenizer_hf(), safety_checker=None, requires_safety_checker=False)
     return pipe.to(torch.float32)
+
+# %% ../nbs/13_shapes_models.ipynb #9badc23d
+def generate(generator, prompts:list[str], seeds:list[int])->np.ndarray:
+    "Images (N,64,64,3) uint8 of `prompts` from `seeds` with an `SD3Generator`."
+    return (generator.generate_images(list(prompts), list(seeds)).tensors.cpu().permute(0, 2, 3, 1) * 255).round().byte().numpy()
+
+# %% ../nbs/13_shapes_models.ipynb #8e6d44cd
+def prompt_of(attrs:dict)->str:
+    "A short user-style prompt naming exactly the attributes in `attrs` ({'shape', 'colour', 'size', 'position'})."
+    words = [attrs.get('size'), attrs.get('colour'), attrs.get('shape')]
+    return ' '.join(['a'] + [w for w in words if w]) + (f" in the {attrs['position']}" if attrs.get('position') else '')
+
+# %% ../nbs/13_shapes_models.ipynb #qinv0002
+def size_swap_pairs(
+    generator,     # an `SD3Generator`
+    n:int,         # pairs
+    seed:int,      # prompts, rewrites and noise are drawn from it
+    chunk:int=100, # prompts per `generate` call
+)->tuple:          # (small, large) uint8 images (n,64,64,3)
+    "`n` training-split user prompts, rewritten as the oracle does, without quality words or kept short (in turn), drawn once with 'small' and once with 'large' as the size from the same noise."
+    rng, texts = np.random.default_rng(seed), {'small': [], 'large': []}
+    for i in range(n):
+        s = S.sample_scene(rng, 'train', quality=S.Quality()); a = S.parse_prompt(S.user_prompt(s, rng))[0]
+        kind, k = ('oracle', 'plain', 'short')[i % 3], int(rng.integers(2**31))
+        for size in texts:
+            p = prompt_of({**a, 'size': size})
+            texts[size].append(p if kind == 'short' else S.oracle_rewrite(p, k, quality_words=kind == 'oracle'))
+    seeds = [int(x) for x in rng.integers(2**31, size=n)]
+    return tuple(np.concatenate([generate(generator, t[j:j+chunk], seeds[j:j+chunk]) for j in range(0, n, chunk)]) for t in texts.values())
+
 
 # %% ../nbs/13_shapes_models.ipynb #d92c6e88
 def build_shapes_models(
@@ -624,18 +665,28 @@ def build_shapes_models(
         rec['tune'] = _stage(work, 'generator_tuned', {**k('gen_data', 'tune_steps'), 'generator': rec['generator']['key'], **tune},
                              lambda: tune_generator(load_generator(work/'generator'), world_data(b['gen_data'], seed + 1), b['tune_steps'], seed=seed,
                                                     progress=progress, **tune), save_generator)
-    rec['quality'] = _stage(work, 'quality.safetensors', {**k('quality_data', 'quality_steps'), 'clip': rec['tower']['key']},
-                            lambda: train_quality(reward_clip, world_data(b['quality_data'], seed + 3), b['quality_steps'], seed=seed, progress=progress), save_quality)
+    shipped = work/'generator_shipped'   # the generator as it ships: tuned, decoding with the sharpened decoder
+    if shipped.is_dir(): shutil.rmtree(shipped)
+    shutil.copytree(work/('generator_tuned' if b['tune_steps'] else 'generator'), shipped); swap_decoder(shipped, work/'decoder')
+    def quality():
+        from vlm_grpo_nb.sd_generator import SD3Generator
+        write_clip_tokenizer(shipped/'tokenizer')   # loaded as the preset loads it (the shipped folder has no tokenizer)
+        try: pairs = size_swap_pairs(SD3Generator(str(shipped), load_config(preset='shapes')), b['quality_pairs'], seed + 7)
+        finally: shutil.rmtree(shipped/'tokenizer')
+        return train_quality(reward_clip, world_data(b['quality_data'], seed + 3), b['quality_steps'], seed=seed, pairs=pairs,
+                             invariance=QUALITY_INVARIANCE, progress=progress)
+    rec['quality'] = _stage(work, 'quality.safetensors', {**k('quality_data', 'quality_steps', 'quality_pairs'), 'clip': rec['tower']['key'],
+                            'generator': rec.get('tune', rec['generator'])['key'], 'decoder': rec['decoder']['key'], 'invariance': QUALITY_INVARIANCE},
+                            quality, save_quality)
     def pol():
         model, tok, losses, kinds = train_policy(b['policy_pairs'], b['policy_steps'], seed=seed, progress=progress)
         return (model, tok), losses
     rec['policy'] = _stage(work, 'policy', {**k('policy_pairs', 'policy_steps'), 'policy': POLICY_CONFIG, 'users': SFT_USERS},
                            pol, lambda m, p: save_policy(*m, p))
     dest.mkdir(parents=True, exist_ok=True)
-    for name, src in (('clip', 'tower'), ('generator', 'generator_tuned' if b['tune_steps'] else 'generator'), ('quality.safetensors', 'quality.safetensors'), ('policy', 'policy')):
+    for name, src in (('clip', 'tower'), ('generator', 'generator_shipped'), ('quality.safetensors', 'quality.safetensors'), ('policy', 'policy')):
         if (dest/name).is_dir(): shutil.rmtree(dest/name)
         (shutil.copytree if (work/src).is_dir() else shutil.copy)(work/src, dest/name)
-    swap_decoder(dest/'generator', work/'decoder')
     (dest/'training.json').write_text(json.dumps(rec, indent=1))
     return rec
 
@@ -648,11 +699,6 @@ def heldout_cases(n:int, seed:int=0, split:str='heldout')->list[dict]:
         u = S.user_prompt(s, rng)
         out.append({'scene': s, 'user': u, 'detailed': S.detailed_caption(s, rng, True), 'oracle': S.oracle_rewrite(u, rng)})
     return out
-
-# %% ../nbs/13_shapes_models.ipynb #9badc23d
-def generate(generator, prompts:list[str], seeds:list[int])->np.ndarray:
-    "Images (N,64,64,3) uint8 of `prompts` from `seeds` with an `SD3Generator`."
-    return (generator.generate_images(list(prompts), list(seeds)).tensors.cpu().permute(0, 2, 3, 1) * 255).round().byte().numpy()
 
 # %% ../nbs/13_shapes_models.ipynb #34b345cb
 def verdict_stats(verdicts:list)->dict:
@@ -713,12 +759,6 @@ def verdict_title(v)->str:
     "A short caption of a judge `Verdict`: each named attribute seen (+) or not (-), then the quality score."
     marks = ' '.join(('+' if ok else '-') + a for c in v.checks for a, ok in c.items())
     return f"{marks} q{v.quality:.2f}"
-
-# %% ../nbs/13_shapes_models.ipynb #8e6d44cd
-def prompt_of(attrs:dict)->str:
-    "A short user-style prompt naming exactly the attributes in `attrs` ({'shape', 'colour', 'size', 'position'})."
-    words = [attrs.get('size'), attrs.get('colour'), attrs.get('shape')]
-    return ' '.join(['a'] + [w for w in words if w]) + (f" in the {attrs['position']}" if attrs.get('position') else '')
 
 # %% ../nbs/13_shapes_models.ipynb #65f76a9d
 SFT_MIX = {'oracle': 0.25, 'plain': 0.25, 'wrong': 0.2, 'ramble': 0.15, 'copy': 0.15}
