@@ -55,7 +55,7 @@ def main():
         agree = np.array([out['headroom'][s]['agreement'] for s in a.seeds])
         print(f"| {'raw user prompt' if name == 'user' else 'oracle rewrite'} | {cell('attributes')} | {cell('quality', False)} | "
               f"{cell('passes_quality')} | {cell('score')} | {'' if name == 'user' else f'{agree.mean():.1%} ± {agree.std():.1%}'} |")
-    print('\nreward agrees, per seed: ' + ', '.join(f"{out['headroom'][s]['agreement']:.1%}" for s in a.seeds))
+    print('\nreward agrees, per seed: ' + ', '.join(f'{x:.1%}' for x in agree))
     if a.json: json.dump(out, open(a.json, 'w'), indent=1, default=str)
 
 if __name__ == '__main__': main()

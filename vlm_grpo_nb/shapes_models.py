@@ -379,6 +379,7 @@ def train_quality(
     progress:bool=True,
 )->tuple:                 # (AestheticHead in eval mode, losses)
     "Train an `AestheticHead` to predict the quality label from CLIP image embeddings, and to score the two images of each pair alike."
+    if invariance and pairs is None: raise ValueError("train_quality: invariance > 0 needs pairs=(a, b), e.g. from size_swap_pairs")
     set_seed(seed)
     feats, y = clip_image_features(clip_model, data['images']), torch.from_numpy(data['quality'])
     fa, fb = (clip_image_features(clip_model, x) for x in pairs) if invariance else (None, None)
