@@ -85,7 +85,8 @@ def plot_judge_curves(history:list[dict], validations:list[dict], path:str|Path|
     import matplotlib.pyplot as plt
     fig, (a, b) = plt.subplots(1, 2, figsize=(8, 2.6))
     st, r = [h['step'] + 1 for h in history], np.array([h['reward_mean'] for h in history])
-    a.plot(st, r, alpha=0.3); a.plot(st, np.convolve(r, np.ones(10) / 10, 'same'), label='moving mean'); a.set_title('training reward', fontsize=9)
+    k = min(10, len(r))   # a mean over the last k steps: no zero padding at the ends
+    a.plot(st, r, alpha=0.3); a.plot(st[k-1:], np.convolve(r, np.ones(k) / k, 'valid'), label='moving mean'); a.set_title('training reward', fontsize=9)
     js = [(h['step'] + 1, h['judge_ok']) for h in history if 'judge_ok' in h]
     if js: b.plot(*zip(*js), '.', alpha=0.5, label='training batch')
     b.plot([v['iteration'] for v in validations], [v['judge']['policy']['ok'] for v in validations], 'o-', label='policy, held-out')

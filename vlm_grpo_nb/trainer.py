@@ -318,7 +318,7 @@ def train_step(self:GRPOTrainer,
     b = self._collect(prompts, times)
     upd = self._update(b, times)
     self.step += 1
-    if self.ref_model is not None and self.step % self.tr.update_ref_model_freq == 0:
+    if self.ref_model is not None and self.tr.update_ref_model_freq and self.step % self.tr.update_ref_model_freq == 0:
         self.ref_model.load_state_dict(self.policy.model.state_dict())
     self.last = b
     return self._metrics(b, upd, times)
