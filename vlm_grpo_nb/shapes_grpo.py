@@ -86,7 +86,8 @@ def plot_judge_curves(history:list[dict], validations:list[dict], path:str|Path|
     fig, (a, b) = plt.subplots(1, 2, figsize=(8, 2.6))
     st, r = [h['step'] + 1 for h in history], np.array([h['reward_mean'] for h in history])
     k = min(10, len(r))   # a mean over the last k steps: no zero padding at the ends
-    a.plot(st, r, alpha=0.3); a.plot(st[k-1:], np.convolve(r, np.ones(k) / k, 'valid'), label='moving mean'); a.set_title('training reward', fontsize=9)
+    a.plot(st, r, alpha=0.3); a.set_title('training reward', fontsize=9)
+    if k: a.plot(st[k-1:], np.convolve(r, np.ones(k) / k, 'valid'), label='moving mean')
     js = [(h['step'] + 1, h['judge_ok']) for h in history if 'judge_ok' in h]
     if js: b.plot(*zip(*js), '.', alpha=0.5, label='training batch')
     b.plot([v['iteration'] for v in validations], [v['judge']['policy']['ok'] for v in validations], 'o-', label='policy, held-out')
