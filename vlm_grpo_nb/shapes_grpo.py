@@ -72,22 +72,22 @@ def describe_rewrites(users:list[str], rewrites:list[str])->dict:
 
 # %% ../nbs/14_shapes_grpo.ipynb #bcee13fe
 def added_words(users:list[str], rewrites:list[str], top:int=15)->list[tuple]:
-    "The `top` most frequent words of the rewrites that are not in their user's prompt, with their share of rewrites."
+    "The `top` most frequent words of the rewrites that are not in their user's prompt, with their share of rewrites; ties in alphabetical order."
     c = Counter()
     for u, r in zip(users, rewrites):
         have = set(re.findall(r"[a-z]+", u.lower()))
         c.update(set(re.findall(r"[a-z]+", r.lower())) - have)
-    return [(w, n / max(len(rewrites), 1)) for w, n in c.most_common(top)]
+    return [(w, n / max(len(rewrites), 1)) for w, n in sorted(c.items(), key=lambda x: (-x[1], x[0]))[:top]]
 
 # %% ../nbs/14_shapes_grpo.ipynb #ls000007
 def plot_judge_curves(history:list[dict], validations:list[dict], path:str|Path|None=None):
     "Training reward, and the judge's score on training batches and validations, against steps."
     import matplotlib.pyplot as plt
+    from vlm_grpo_nb.system import moving_mean
     fig, (a, b) = plt.subplots(1, 2, figsize=(8, 2.6))
     st, r = [h['step'] + 1 for h in history], np.array([h['reward_mean'] for h in history])
-    k = min(10, len(r))   # a mean over the last k steps: no zero padding at the ends
     a.plot(st, r, alpha=0.3); a.set_title('training reward', fontsize=9)
-    if k: a.plot(st[k-1:], np.convolve(r, np.ones(k) / k, 'valid'), label='moving mean')
+    if len(r): a.plot(*moving_mean(st, r, min(10, len(r))), label='moving mean')
     js = [(h['step'] + 1, h['judge_ok']) for h in history if 'judge_ok' in h]
     if js: b.plot(*zip(*js), '.', alpha=0.5, label='training batch')
     b.plot([v['iteration'] for v in validations], [v['judge']['policy']['ok'] for v in validations], 'o-', label='policy, held-out')

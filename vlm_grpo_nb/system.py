@@ -20,7 +20,7 @@ from .distributed import (process_context, check_world, process_logger, resolve_
 # %% auto #0
 __all__ = ['log', 'RESULT_MARKERS', 'RESUME_MUST_MATCH', 'PLOT_KEYS', 'MONITOR_KEYS', 'WandbLogger', 'CheckpointError',
            'atomic_dir', 'OutputError', 'has_results', 'check_output_dir', 'VLMGRPOSystem', 'make_judge', 'checkpoints',
-           'last_checkpoint', 'read_checkpoint', 'check_resume_config', 'plot_history', 'judge_results',
+           'last_checkpoint', 'read_checkpoint', 'check_resume_config', 'moving_mean', 'plot_history', 'judge_results',
            'policy_folder']
 
 # %% ../nbs/10_system.ipynb #fa5e55a8
@@ -351,6 +351,11 @@ def _validate(self:VLMGRPOSystem, progress:bool=True)->dict:
     self._save_best(res)
     return res
 
+# %% ../nbs/10_system.ipynb #7d1f3a01
+def moving_mean(x, y, w:int)->tuple:
+    "Each mean of `w` consecutive values of `y`, placed at the `x` of the last of them (no padding at the ends)."
+    return x[w-1:], np.convolve(y, np.ones(w) / w, 'valid')
+
 # %% ../nbs/10_system.ipynb #0a1eeabc
 PLOT_KEYS = ('reward_mean', 'kl', 'loss', 'entropy')
 MONITOR_KEYS = ('rewrite_clip_tokens', 'prompt_similarity', 'distinct_per_group', 'judge_ok')  # reward-hacking monitors
@@ -369,7 +374,7 @@ def plot_history(
         xs = [(s, h[k]) for s, h in zip(steps, history) if h.get(k) is not None and h[k] == h[k]]   # metrics logged every N steps too
         x, y = np.array([a for a, _ in xs]), np.array([b for _, b in xs], dtype=float); w = max(1, len(y) // 10)
         ax.plot(x, y, lw=0.8, alpha=0.5, label='step')
-        if len(y) >= w > 1: ax.plot(x[w-1:], np.convolve(y, np.ones(w) / w, 'valid'), lw=1.5, label=f'mean of {w}')
+        if len(y) >= w > 1: ax.plot(*moving_mean(x, y, w), lw=1.5, label=f'mean of {w}')
         if k == 'reward_mean' and validations:
             ax.plot([v['iteration'] for v in validations], [v['reward_rewrite'] for v in validations], 'o-', ms=3, label='val rewrite')
             ax.axhline(validations[0]['reward_original'], color='gray', ls=':', lw=1, label='val original')
