@@ -14,7 +14,7 @@ The random policies sample only the tiny tokenizer's 1,024 tokens (`generation_c
 logits still span the real vocabulary. Rewards of random models mean nothing: this measures shapes, dtypes, memory
 and speed, not learning.
 """
-import argparse, json, math, sys, time, traceback
+import argparse, gc, json, math, sys, time, traceback
 from pathlib import Path
 import torch
 
@@ -130,7 +130,8 @@ def run_row(name:str, a)->dict:
     if a.small and not preset: over.update({'generation_settings.image_generation.height': 64, 'generation_settings.image_generation.width': 64,
                                             'generation_settings.image_generation.num_inference_steps': 2, 'model_settings.clip_model': 'tiny'})
     cfg = load_config(preset=preset, **over); apply_cpu_threads(cfg); set_seed(cfg.training_settings.seed)
-    if a.device.startswith('cuda'): torch.cuda.empty_cache(); torch.cuda.reset_peak_memory_stats()
+    gc.collect()
+    if a.device.startswith("cuda"): torch.cuda.empty_cache(); torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
     trainer = GRPOTrainer(VLMWrapper(config=cfg), SD3Generator(config=cfg), CLIPRewardCalculator(config=cfg), cfg)
     load = time.perf_counter() - t0
