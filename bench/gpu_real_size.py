@@ -131,7 +131,7 @@ def run_row(name:str, a)->dict:
                                             'generation_settings.image_generation.num_inference_steps': 2, 'model_settings.clip_model': 'tiny'})
     cfg = load_config(preset=preset, **over); apply_cpu_threads(cfg); set_seed(cfg.training_settings.seed)
     gc.collect()
-    if a.device.startswith("cuda"): torch.cuda.empty_cache(); torch.cuda.reset_peak_memory_stats()
+    if a.device.startswith('cuda'): torch.cuda.empty_cache(); torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
     trainer = GRPOTrainer(VLMWrapper(config=cfg), SD3Generator(config=cfg), CLIPRewardCalculator(config=cfg), cfg)
     load = time.perf_counter() - t0
