@@ -213,7 +213,7 @@ PRESETS = {
                               'checkpoint_freq': 50, 'num_validation_prompts': 64, 'judge': 'shapes', 'judge_freq': 10,
                               'update_ref_model_freq': None},  # KL to the supervised policy, never refreshed (bench/RESULTS.md)
         'data_settings': {'train_file': str(ASSETS/'shapes'/'train_prompts.jsonl'), 'val_file': str(ASSETS/'shapes'/'val_prompts.jsonl')},
-        'device_settings': {'policy': 'cpu', 'generator': 'cpu', 'reward': 'cpu', 'cpu_threads': 2},  # both cores of the 2-core CPU: a main-job step takes 2.6 s instead of 4.0 s; pin 1 to run two jobs side by side
+        'device_settings': {'policy': 'cpu', 'generator': 'cpu', 'reward': 'cpu', 'cpu_threads': 2},  # both cores of the 2-core CPU: a main-job step takes 2.3-2.6 s instead of 4.0 s; pin 1 to run two jobs side by side
         'action_settings': {
             'model': {'vision_model': 'shapes', 'language_model': 'tiny', 'quantization': 'none'},
             'data': {'path': 'shapes', 'image_size': 64},
