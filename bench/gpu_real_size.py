@@ -88,13 +88,16 @@ def build_generator(name:str, dest:Path, small:bool, device:str):
 def build(work:Path, small:bool, device:str, names:set):
     "Build every model `names` asks for into `work` (kept: a second run reuses them)."
     for name in sorted(names):
-        dest = work/name
+        dest = model_dir(work, name, small)
         if (dest/'done').exists(): continue
         t0 = time.time()
         (build_policy if name in QWEN else build_generator)(name, dest, small, device)
         (dest/'done').write_text(''); print(f'built {name} in {time.time() - t0:.0f} s', flush=True)
 
-GPU = {'device_settings.policy': '{d}', 'device_settings.generator': '{d}', 'device_settings.reward': '{d}'}
+def model_dir(work:Path, name:str, small:bool)->Path:
+    "Where model `name` is built: toy (`--small`) and real-size builds never share a folder."
+    return work/('small' if small else 'real')/name
+
 def real(policy, generator, **kw):
     "A row of real-size models: policy, generator, a random ViT-L-14 reward; 4 prompts x 4 rewrites, 512 px, 20 sampling steps."
     return {'models': (policy, generator), 'preset': None, **{
@@ -102,7 +105,7 @@ def real(policy, generator, **kw):
         'model_settings.clip_pretrained': '', 'generation_settings.image_generation.height': 512,
         'generation_settings.image_generation.width': 512, 'generation_settings.image_generation.num_inference_steps': 20,
         'generation_settings.image_generation.batch_size': 16, 'training_settings.batch_size': 4, 'training_settings.group_size': 4,
-        'data_settings.train_file': 'shapes', **kw}}
+        **kw}}
 
 ROWS = {
     'shapes preset, float32': {'models': (), 'preset': 'shapes', 'device_settings.policy_dtype': 'float32',
@@ -124,9 +127,9 @@ def run_row(name:str, a)->dict:
     from vlm_grpo_nb.trainer import GRPOTrainer
     from vlm_grpo_nb.data import load_prompts, PromptBatches
     spec = dict(ROWS[name]); models, preset = spec.pop('models'), spec.pop('preset')
-    over = {**{k: v.format(d=a.device) for k, v in GPU.items()}, **spec}
-    for m in models: over[{True: 'model_settings.vlm_model', False: 'model_settings.sd_model'}[m in QWEN]] = str(a.work/m)
-    if over.get('data_settings.train_file') == 'shapes': over['data_settings.train_file'] = str(ASSETS/'shapes'/'train_prompts.jsonl')
+    over = {**{f'device_settings.{k}': a.device for k in ('policy', 'generator', 'reward')}, **spec}
+    for m in models: over['model_settings.vlm_model' if m in QWEN else 'model_settings.sd_model'] = str(model_dir(a.work, m, a.small))
+    if not preset: over['data_settings.train_file'] = str(ASSETS/'shapes'/'train_prompts.jsonl')  # world prompts: any text will do
     if a.small and not preset: over.update({'generation_settings.image_generation.height': 64, 'generation_settings.image_generation.width': 64,
                                             'generation_settings.image_generation.num_inference_steps': 2, 'model_settings.clip_model': 'tiny'})
     cfg = load_config(preset=preset, **over); apply_cpu_threads(cfg); set_seed(cfg.training_settings.seed)
@@ -145,7 +148,7 @@ def run_row(name:str, a)->dict:
     dt = (time.perf_counter() - t0) / a.steps
     stages = {k.removeprefix('time_'): sum(m[k] for m in ms) / a.steps for k in ms[0] if k.startswith('time_') and k != 'time_step'}
     peak = torch.cuda.max_memory_allocated() / 2**30 if a.device.startswith('cuda') else float('nan')
-    finite = all(math.isfinite(m['loss']) for m in ms) if 'loss' in ms[0] else None
+    finite = all(math.isfinite(m['loss']) for m in ms)
     del trainer
     return {'row': name, 'load_s': load, 's_per_step': dt, 'completions_per_s': bs * cfg.training_settings.group_size / dt,
             'stages': stages, 'peak_gib': peak, 'loss_finite': finite, 'reward': sum(m.get('reward_mean', float('nan')) for m in ms) / a.steps}
